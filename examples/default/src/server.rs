@@ -1,0 +1,131 @@
+//! Builds the HTTP server and runs it until a shutdown signal.
+
+use std::future::Future;
+use std::io;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::http::KeepAlive;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::health::{self, Readiness};
+use crate::problem;
+use crate::request_id;
+use crate::settings::Settings;
+use crate::telemetry::RequestSpan;
+
+/// A bound, not yet running service. Tests build it on port 0 and ask for the port.
+pub struct Application {
+    server: Server,
+    port: u16,
+    readiness: Readiness,
+    drain_timeout: Duration,
+}
+
+impl Application {
+    /// Binds the listener and prepares the workers; nothing is served until it runs.
+    pub async fn build(settings: &Settings) -> io::Result<Self> {
+        let server_settings = &settings.server;
+        let listener = TcpListener::bind((server_settings.host, server_settings.port))?;
+        let address = listener.local_addr()?;
+        let readiness = Readiness::default();
+
+        let app_readiness = readiness.clone();
+        let json_body_limit = server_settings.json_body_limit;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::<RequestSpan>::new())
+                .wrap(from_fn(request_id::propagate))
+                .app_data(web::Data::new(app_readiness.clone()))
+                .app_data(problem::json_config(json_body_limit))
+                .configure(health::routes)
+                .default_service(web::to(problem::not_found))
+        })
+        .keep_alive(keep_alive(server_settings.keep_alive))
+        .client_request_timeout(server_settings.client_request_timeout)
+        .shutdown_timeout(server_settings.drain_timeout.as_secs())
+        // Signals are handled in `run_until_stopped`, so readiness can flip first.
+        .disable_signals();
+        if let Some(workers) = server_settings.workers {
+            server = server.workers(workers.get());
+        }
+        let server = server.listen(listener)?.run();
+        tracing::info!(%address, environment = %settings.environment, "listening");
+
+        Ok(Self {
+            server,
+            port: address.port(),
+            readiness,
+            drain_timeout: server_settings.drain_timeout,
+        })
+    }
+
+    /// The port the listener is bound to (useful when the settings asked for port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The readiness state, to register dependency checks.
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// Serves until SIGTERM or SIGINT (Ctrl-C), then shuts down gracefully.
+    pub async fn run_until_stopped(self) -> io::Result<()> {
+        let signal = shutdown_signal()?;
+        self.run_until(signal).await
+    }
+
+    /// Serves until `shutdown` completes. Then readiness turns 503 at once, the listener
+    /// closes and in-flight requests get up to the drain timeout to finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let handle = self.server.handle();
+        let mut server = std::pin::pin!(self.server);
+        tokio::select! {
+            result = &mut server => return result,
+            () = shutdown => {}
+        }
+        self.readiness.begin_shutdown();
+        tracing::info!(
+            drain_timeout_secs = self.drain_timeout.as_secs(),
+            "shutdown signal received; draining in-flight requests"
+        );
+        // The server future processes the stop command, so both are polled together.
+        let (result, ()) = tokio::join!(server, handle.stop(true));
+        tracing::info!("shutdown complete");
+        result
+    }
+}
+
+fn keep_alive(idle: Duration) -> KeepAlive {
+    if idle.is_zero() {
+        KeepAlive::Disabled
+    } else {
+        KeepAlive::Timeout(idle)
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+#[cfg(unix)]
+fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
+}
+
+/// Resolves on the first Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}

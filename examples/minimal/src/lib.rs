@@ -1,0 +1,10 @@
+//! The service as a library: `main.rs` loads [`settings::Settings`], starts [`telemetry`]
+//! and runs a [`server::Application`]; the integration tests in `tests/` build the same
+//! application on port 0.
+
+pub mod health;
+pub mod problem;
+pub mod request_id;
+pub mod server;
+pub mod settings;
+pub mod telemetry;

@@ -1,0 +1,168 @@
+mod helpers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use helpers::{CheckResult, HealthCheck, spawn_app};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// A dependency check whose answer the test chooses.
+struct Fixed {
+    name: &'static str,
+    answer: CheckResult,
+    delay: Duration,
+}
+
+impl Fixed {
+    fn up(name: &'static str) -> Self {
+        Self {
+            name,
+            answer: Ok(()),
+            delay: Duration::ZERO,
+        }
+    }
+
+    fn down(name: &'static str, reason: &str) -> Self {
+        Self {
+            name,
+            answer: Err(reason.to_owned()),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+impl HealthCheck for Fixed {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn check(&self) -> std::pin::Pin<Box<dyn Future<Output = CheckResult> + Send + '_>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            self.answer.clone()
+        })
+    }
+}
+
+#[tokio::test]
+async fn liveness_answers_alive() {
+    let app = spawn_app().await;
+
+    let response = app.get("/health/liveness").await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({ "status": "alive" })
+    );
+}
+
+#[tokio::test]
+async fn readiness_is_up_and_lists_every_check_when_all_pass() {
+    let app = spawn_app().await;
+    app.readiness.register(Fixed::up("cache"));
+    app.readiness.register(Fixed::up("queue"));
+
+    let response = app.get("/health/readiness").await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({ "status": "up", "checks": { "cache": { "status": "up" }, "queue": { "status": "up" } } })
+    );
+}
+
+#[tokio::test]
+async fn readiness_answers_503_naming_the_failing_check() {
+    let app = spawn_app().await;
+    app.readiness.register(Fixed::up("cache"));
+    app.readiness
+        .register(Fixed::down("queue", "connection refused"));
+
+    let response = app.get("/health/readiness").await;
+
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({
+            "status": "down",
+            "checks": {
+                "cache": { "status": "up" },
+                "queue": { "status": "down", "error": "connection refused" }
+            }
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_check_that_does_not_answer_in_time_fails_readiness() {
+    let app = spawn_app().await;
+    let mut slow = Fixed::up("slow");
+    slow.delay = Duration::from_secs(30);
+    app.readiness.register(slow);
+
+    let response = app.get("/health/readiness").await;
+
+    assert_eq!(response.status(), 503);
+    let body = response.json::<Value>().await.unwrap();
+    assert_eq!(body["checks"]["slow"]["status"], "down");
+}
+
+#[tokio::test]
+async fn readiness_turns_503_when_shutdown_begins_and_in_flight_requests_finish() {
+    let app = spawn_app().await;
+    let started = Arc::new(Notify::new());
+    app.readiness.register(Probe {
+        started: Arc::clone(&started),
+    });
+    // A readiness request is in flight, inside its dependency check, when the signal arrives.
+    let in_flight = tokio::spawn(
+        app.client
+            .get(format!("{}/health/readiness", app.address))
+            .send(),
+    );
+    started.notified().await;
+
+    let server = app.begin_shutdown();
+
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request is answered");
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({
+            "status": "down",
+            "checks": {
+                "probe": { "status": "up" },
+                "shutdown": { "status": "down", "error": "graceful shutdown in progress" }
+            }
+        })
+    );
+    let stopped = tokio::time::timeout(Duration::from_secs(10), server).await;
+    assert!(
+        matches!(stopped, Ok(Ok(Ok(())))),
+        "the server drains and stops: {stopped:?}"
+    );
+}
+
+/// Tells the test when a readiness request has reached it, then takes a moment to answer.
+struct Probe {
+    started: Arc<Notify>,
+}
+
+impl HealthCheck for Probe {
+    fn name(&self) -> &'static str {
+        "probe"
+    }
+
+    fn check(&self) -> std::pin::Pin<Box<dyn Future<Output = CheckResult> + Send + '_>> {
+        Box::pin(async move {
+            self.started.notify_one();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(())
+        })
+    }
+}

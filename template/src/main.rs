@@ -1,0 +1,31 @@
+use std::process::ExitCode;
+
+use {{crate_name}}::server::Application;
+use {{crate_name}}::settings::Settings;
+use {{crate_name}}::telemetry;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(error) = telemetry::init(&settings.log) {
+        eprintln!("error: cannot start logging: {error}");
+        return ExitCode::FAILURE;
+    }
+    let served = match Application::build(&settings).await {
+        Ok(application) => application.run_until_stopped().await,
+        Err(error) => Err(error),
+    };
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "the server stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! Service settings, read once at startup.
+//!
+//! Layers, each overriding the one before: built-in defaults, then `config/base.toml` and
+//! `config/{APP_ENVIRONMENT}.toml` when they exist, then a `.env` file in the working
+//! directory, then the process environment. Every setting has one variable name (the
+//! original guide's names: `PORT`, `WORKERS`, `LOG_LEVEL`, ...); config files use the same
+//! names in lower case. A bad value is refused with an error naming the variable, the value
+//! and what is accepted, before anything binds.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use config::{Config, Environment as EnvironmentSource, File};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+
+/// Everything the service reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub server: ServerSettings,
+    pub log: LogSettings,
+}
+
+/// Where the service runs; chooses the config file and some defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Local,
+    Production,
+}
+
+/// The HTTP server: where it listens and how it treats connections.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    /// `None` lets actix-web start one worker per core.
+    pub workers: Option<NonZeroUsize>,
+    /// Idle time before a keep-alive connection is closed; zero disables keep-alive.
+    pub keep_alive: Duration,
+    /// Time a client has to send the request head; zero disables the limit.
+    pub client_request_timeout: Duration,
+    /// Largest JSON body a handler accepts, in bytes.
+    pub json_body_limit: usize,
+    /// Time in-flight requests get to finish after a shutdown signal.
+    pub drain_timeout: Duration,
+}
+
+/// Log level, per-module filters and output format.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub level: LevelFilter,
+    /// `RUST_LOG` directives, applied on top of `level`.
+    pub directives: Option<String>,
+    /// One bunyan JSON object per line instead of human-readable lines.
+    pub json: bool,
+}
+
+impl LogSettings {
+    /// The filter the subscriber applies: `level`, then the `RUST_LOG` directives.
+    pub fn env_filter(&self) -> EnvFilter {
+        filter(self.level, self.directives.as_deref())
+            .expect("directives were validated when the settings were loaded")
+    }
+}
+
+/// A setting that cannot be used; the message is meant for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid setting {variable}={value:?}: expected {expected}")]
+    Invalid {
+        variable: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("cannot read {path}: {reason}")]
+    Source { path: PathBuf, reason: String },
+}
+
+impl Settings {
+    /// Reads `.env` from the working directory and the process environment.
+    pub fn load() -> Result<Self, SettingsError> {
+        let mut vars = dotenv_vars(Path::new(".env"))?;
+        vars.extend(std::env::vars_os().filter_map(|(name, value)| {
+            let name = name.into_string().ok()?;
+            Some((name, value.to_string_lossy().into_owned()))
+        }));
+        Self::from_vars(vars)
+    }
+
+    /// Builds settings from the given variables (and the config files they point to),
+    /// ignoring the process environment. Tests use this to run the service in-process.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, SettingsError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let vars: HashMap<String, String> = vars
+            .into_iter()
+            .map(|(name, value)| (name.into().to_uppercase(), value.into()))
+            .collect();
+        let environment = match vars.get("APP_ENVIRONMENT") {
+            Some(value) => parse_environment(value)?,
+            None => Environment::Local,
+        };
+        let config_dir = PathBuf::from(vars.get("CONFIG_DIR").map_or("config", String::as_str));
+        let config = Config::builder()
+            .add_source(File::from(config_dir.join("base.toml")).required(false))
+            .add_source(File::from(config_dir.join(environment.file_name())).required(false))
+            .add_source(EnvironmentSource::default().source(Some(vars)))
+            .build()
+            .map_err(|error| SettingsError::Source {
+                path: config_dir.clone(),
+                reason: error.to_string(),
+            })?;
+        let values = Values(&config);
+
+        let production = environment == Environment::Production;
+        let default_host = if production { "0.0.0.0" } else { "127.0.0.1" };
+        let server = ServerSettings {
+            host: values.parse(
+                "HOST",
+                "an IP address such as 127.0.0.1 or 0.0.0.0",
+                default_host,
+            )?,
+            port: values.parse("PORT", "a port number from 0 to 65535", "8000")?,
+            workers: values.parse_optional("WORKERS", "a whole number of workers, at least 1")?,
+            keep_alive: values.seconds("KEEP_ALIVE", "5")?,
+            client_request_timeout: values.seconds("CLIENT_REQUEST_TIMEOUT", "5")?,
+            json_body_limit: values.parse("JSON_BODY_LIMIT", "a size in bytes", "262144")?,
+            drain_timeout: values.seconds("DRAIN_TIMEOUT", "30")?,
+        };
+
+        let level = values.with("LOG_LEVEL", LEVELS, "info", |value| {
+            value.parse::<LevelFilter>().ok()
+        })?;
+        let directives = values.get("RUST_LOG")?;
+        if let Some(directives) = &directives {
+            filter(level, Some(directives)).map_err(|_| SettingsError::Invalid {
+                variable: "RUST_LOG",
+                value: directives.clone(),
+                expected: "comma-separated directives such as `info,actix_server=warn`",
+            })?;
+        }
+        let json_default = if production { "true" } else { "false" };
+        let log = LogSettings {
+            level,
+            directives,
+            json: values.with("LOG_JSON_OUTPUT", BOOLEANS, json_default, parse_bool)?,
+        };
+
+        Ok(Self {
+            environment,
+            server,
+            log,
+        })
+    }
+}
+
+impl Environment {
+    fn file_name(self) -> &'static str {
+        match self {
+            Self::Local => "local.toml",
+            Self::Production => "production.toml",
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Local => "local",
+            Self::Production => "production",
+        })
+    }
+}
+
+const LEVELS: &str = "one of trace, debug, info, warn, error, off";
+const BOOLEANS: &str = "true or false";
+
+fn parse_environment(value: &str) -> Result<Environment, SettingsError> {
+    match value.to_ascii_lowercase().as_str() {
+        "local" => Ok(Environment::Local),
+        "production" => Ok(Environment::Production),
+        _ => Err(SettingsError::Invalid {
+            variable: "APP_ENVIRONMENT",
+            value: value.to_owned(),
+            expected: "local or production",
+        }),
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+fn filter(
+    level: LevelFilter,
+    directives: Option<&str>,
+) -> Result<EnvFilter, impl std::error::Error> {
+    let directives = match directives {
+        Some(directives) => format!("{level},{directives}"),
+        None => level.to_string(),
+    };
+    EnvFilter::builder().parse(directives)
+}
+
+/// Reads `KEY=value` pairs from a dotenv file without touching the process environment.
+/// A missing file is fine; a malformed one is an error.
+fn dotenv_vars(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
+    let unreadable = |error: dotenvy::Error| SettingsError::Source {
+        path: path.to_owned(),
+        reason: error.to_string(),
+    };
+    match dotenvy::from_path_iter(path) {
+        Ok(pairs) => pairs.map(|pair| pair.map_err(unreadable)).collect(),
+        Err(error) if error.not_found() => Ok(HashMap::new()),
+        Err(error) => Err(unreadable(error)),
+    }
+}
+
+/// Typed access to the merged layers, turning every failure into a [`SettingsError`].
+struct Values<'a>(&'a Config);
+
+impl Values<'_> {
+    fn get(&self, variable: &'static str) -> Result<Option<String>, SettingsError> {
+        match self.0.get_string(&variable.to_lowercase()) {
+            Ok(value) => Ok(Some(value)),
+            Err(config::ConfigError::NotFound(_)) => Ok(None),
+            Err(error) => Err(SettingsError::Invalid {
+                variable,
+                value: error.to_string(),
+                expected: "a single value",
+            }),
+        }
+    }
+
+    fn with<T>(
+        &self,
+        variable: &'static str,
+        expected: &'static str,
+        default: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, SettingsError> {
+        let value = self.get(variable)?.unwrap_or_else(|| default.to_owned());
+        parse(value.trim()).ok_or(SettingsError::Invalid {
+            variable,
+            value,
+            expected,
+        })
+    }
+
+    fn parse<T: FromStr>(
+        &self,
+        variable: &'static str,
+        expected: &'static str,
+        default: &str,
+    ) -> Result<T, SettingsError> {
+        self.with(variable, expected, default, |value| value.parse().ok())
+    }
+
+    fn parse_optional<T: FromStr>(
+        &self,
+        variable: &'static str,
+        expected: &'static str,
+    ) -> Result<Option<T>, SettingsError> {
+        match self.get(variable)? {
+            None => Ok(None),
+            Some(value) if value.trim().is_empty() => Ok(None),
+            Some(value) => match value.trim().parse() {
+                Ok(parsed) => Ok(Some(parsed)),
+                Err(_) => Err(SettingsError::Invalid {
+                    variable,
+                    value,
+                    expected,
+                }),
+            },
+        }
+    }
+
+    fn seconds(&self, variable: &'static str, default: &str) -> Result<Duration, SettingsError> {
+        self.parse(variable, "a whole number of seconds", default)
+            .map(Duration::from_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let mut all = vec![("CONFIG_DIR", "/nonexistent")];
+        all.extend_from_slice(vars);
+        Settings::from_vars(all)
+    }
+
+    fn invalid_variable(vars: &[(&str, &str)]) -> &'static str {
+        match settings(vars) {
+            Err(SettingsError::Invalid { variable, .. }) => variable,
+            other => panic!("expected an invalid setting, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_suit_local_development() {
+        let settings = settings(&[]).unwrap();
+        assert_eq!(settings.environment, Environment::Local);
+        assert_eq!(settings.server.host.to_string(), "127.0.0.1");
+        assert_eq!(settings.server.port, 8000);
+        assert_eq!(settings.server.workers, None);
+        assert_eq!(settings.server.drain_timeout, Duration::from_secs(30));
+        assert_eq!(settings.log.level, LevelFilter::INFO);
+        assert!(!settings.log.json);
+    }
+
+    #[test]
+    fn production_listens_on_every_interface_and_logs_json() {
+        let settings = settings(&[("APP_ENVIRONMENT", "production")]).unwrap();
+        assert_eq!(settings.server.host.to_string(), "0.0.0.0");
+        assert!(settings.log.json);
+    }
+
+    #[test]
+    fn the_guides_variable_names_are_read() {
+        let settings = settings(&[
+            ("PORT", "9000"),
+            ("WORKERS", "3"),
+            ("LOG_LEVEL", "DEBUG"),
+            ("LOG_JSON_OUTPUT", "true"),
+        ])
+        .unwrap();
+        assert_eq!(settings.server.port, 9000);
+        assert_eq!(settings.server.workers, NonZeroUsize::new(3));
+        assert_eq!(settings.log.level, LevelFilter::DEBUG);
+        assert!(settings.log.json);
+    }
+
+    #[test]
+    fn each_bad_value_is_reported_under_its_variable() {
+        assert_eq!(invalid_variable(&[("PORT", "70000")]), "PORT");
+        assert_eq!(invalid_variable(&[("WORKERS", "0")]), "WORKERS");
+        assert_eq!(invalid_variable(&[("HOST", "localhost:80")]), "HOST");
+        assert_eq!(invalid_variable(&[("KEEP_ALIVE", "-1")]), "KEEP_ALIVE");
+        assert_eq!(invalid_variable(&[("LOG_LEVEL", "loud")]), "LOG_LEVEL");
+        assert_eq!(
+            invalid_variable(&[("LOG_JSON_OUTPUT", "maybe")]),
+            "LOG_JSON_OUTPUT"
+        );
+        assert_eq!(invalid_variable(&[("RUST_LOG", "a=b=c")]), "RUST_LOG");
+        assert_eq!(
+            invalid_variable(&[("APP_ENVIRONMENT", "staging")]),
+            "APP_ENVIRONMENT"
+        );
+    }
+
+    #[test]
+    fn the_error_names_the_value_and_what_is_accepted() {
+        let error = settings(&[("LOG_LEVEL", "loud")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid setting LOG_LEVEL=\"loud\": expected one of trace, debug, info, warn, error, off"
+        );
+    }
+
+    #[test]
+    fn rust_log_directives_refine_the_level() {
+        let settings = settings(&[("RUST_LOG", "actix_server=warn")]).unwrap();
+        assert_eq!(
+            settings.log.env_filter().to_string(),
+            "actix_server=warn,info"
+        );
+    }
+
+    #[test]
+    fn config_files_are_layered_under_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("base.toml"), "port = 7000\nworkers = 2\n").unwrap();
+        std::fs::write(dir.path().join("local.toml"), "port = 7001\n").unwrap();
+        let config_dir = dir.path().to_str().unwrap();
+
+        let from_files = Settings::from_vars([("CONFIG_DIR", config_dir)]).unwrap();
+        assert_eq!(from_files.server.port, 7001);
+        assert_eq!(from_files.server.workers, NonZeroUsize::new(2));
+
+        let overridden =
+            Settings::from_vars([("CONFIG_DIR", config_dir), ("PORT", "7002")]).unwrap();
+        assert_eq!(overridden.server.port, 7002);
+    }
+
+    #[test]
+    fn a_malformed_config_file_names_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("base.toml"), "port = [").unwrap();
+        let error = Settings::from_vars([("CONFIG_DIR", dir.path().to_str().unwrap())]);
+        assert!(
+            matches!(error, Err(SettingsError::Source { .. })),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn dotenv_files_are_read_and_a_missing_one_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(&path, "# comment\nPORT=8100\nLOG_LEVEL=warn\n").unwrap();
+        let vars = dotenv_vars(&path).unwrap();
+        assert_eq!(vars.get("PORT").map(String::as_str), Some("8100"));
+        assert_eq!(vars.get("LOG_LEVEL").map(String::as_str), Some("warn"));
+        assert!(
+            dotenv_vars(&dir.path().join("missing.env"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,396 @@
+//! Repository tasks, run as `cargo xtask <task>`:
+//!
+//! - `generate`: regenerates `examples/` from the answers in `xtask/answers/`.
+//! - `check-examples`: fails if any example differs by one byte from what the template
+//!   generates now.
+//! - `new DIR [key=value ...]`: generates one service from the current template into DIR.
+//! - `lint`: lints every GitHub workflow (template and generated) with actionlint and zizmor.
+//! - `test`: everything CI runs, in order; the README's test command.
+//!
+//! Tools this needs and a new machine lacks are installed under `target/xtask-tools`,
+//! pinned, on first use.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+mod tools;
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("generate") => generate(),
+        Some("check-examples") => check_examples(),
+        Some("new") => new(&args[1..]),
+        Some("lint") => lint(),
+        Some("test") => test(),
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str =
+    "usage: cargo xtask <generate | check-examples | new DIR [key=value ...] | lint | test>";
+
+/// The repository root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the root")
+        .to_owned()
+}
+
+/// One recorded set of answers: `xtask/answers/NAME.toml` generates `examples/NAME`,
+/// a service named `NAME-service`.
+struct Answers {
+    name: String,
+    file: PathBuf,
+}
+
+fn answers() -> Result<Vec<Answers>> {
+    let dir = root().join("xtask/answers");
+    let mut answers = Vec::new();
+    for entry in fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let file = entry.map_err(|e| e.to_string())?.path();
+        if file.extension() == Some(OsStr::new("toml")) {
+            let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+            answers.push(Answers { name, file });
+        }
+    }
+    answers.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(answers)
+}
+
+fn generate() -> Result {
+    let scratch = Scratch::new("generate")?;
+    for answers in answers()? {
+        let generated = expand(&scratch, &answers)?;
+        let example = root().join("examples").join(&answers.name);
+        if example.exists() {
+            fs::remove_dir_all(&example).map_err(|e| format!("{}: {e}", example.display()))?;
+        }
+        copy_tree(&generated, &example)?;
+        println!("regenerated examples/{}", answers.name);
+    }
+    Ok(())
+}
+
+fn check_examples() -> Result {
+    let scratch = Scratch::new("check")?;
+    let mut drifted = Vec::new();
+    for answers in answers()? {
+        let generated = expand(&scratch, &answers)?;
+        let example = root().join("examples").join(&answers.name);
+        let differences = compare(&generated, &example)?;
+        if differences.is_empty() {
+            println!("examples/{} matches the template", answers.name);
+        } else {
+            for difference in &differences {
+                eprintln!("examples/{}: {difference}", answers.name);
+            }
+            let _ = Command::new("diff")
+                .arg("-ru")
+                .arg(&example)
+                .arg(&generated)
+                .status();
+            drifted.push(answers.name);
+        }
+    }
+    let expected: Vec<String> = answers()?.into_iter().map(|a| a.name).collect();
+    for entry in fs::read_dir(root().join("examples")).map_err(|e| e.to_string())? {
+        let name = entry
+            .map_err(|e| e.to_string())?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if !expected.contains(&name) {
+            drifted.push(format!("{name} (no answers file generates it)"));
+        }
+    }
+    if drifted.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "examples differ from the template: {}; run `cargo xtask generate` and commit the result",
+            drifted.join(", ")
+        ))
+    }
+}
+
+fn new(args: &[String]) -> Result {
+    let (destination, defines) = args.split_first().ok_or(USAGE)?;
+    let destination = PathBuf::from(destination);
+    let name = destination
+        .file_name()
+        .ok_or("DIR must name a directory")?
+        .to_string_lossy()
+        .into_owned();
+    let scratch = Scratch::new("new")?;
+    let generated = run_cargo_generate(&scratch, &name, None, defines)?;
+    copy_tree(&generated, &destination)?;
+    println!("generated {}", destination.display());
+    Ok(())
+}
+
+/// Generates one example into the scratch directory and returns where it is.
+fn expand(scratch: &Scratch, answers: &Answers) -> Result<PathBuf> {
+    let name = format!("{}-service", answers.name);
+    run_cargo_generate(scratch, &name, Some(&answers.file), &[])
+}
+
+/// Runs the pinned cargo-generate on a clean copy of the template files (never the
+/// repository itself: cargo-generate copies the whole folder, `target/` included).
+fn run_cargo_generate(
+    scratch: &Scratch,
+    name: &str,
+    values: Option<&Path>,
+    defines: &[String],
+) -> Result<PathBuf> {
+    let source = scratch.path.join("template-source");
+    if !source.exists() {
+        for part in ["cargo-generate.toml", "template", "hooks"] {
+            copy_tree(&root().join(part), &source.join(part))?;
+        }
+    }
+    let output = scratch.path.join("out");
+    fs::create_dir_all(&output).map_err(|e| e.to_string())?;
+    let mut command = Command::new(tools::cargo_generate()?);
+    command
+        .arg("generate")
+        .arg("--path")
+        .arg(&source)
+        .arg("template")
+        .args(["--name", name, "--vcs", "none", "--silent"])
+        .arg("--destination")
+        .arg(&output);
+    if let Some(values) = values {
+        command.arg("--template-values-file").arg(values);
+    }
+    for define in defines {
+        command.args(["--define", define]);
+    }
+    let result = command
+        .output()
+        .map_err(|e| format!("cargo-generate: {e}"))?;
+    if !result.status.success() {
+        return Err(format!(
+            "cargo-generate failed for {name}:\n{}{}",
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        ));
+    }
+    Ok(output.join(name))
+}
+
+/// Lists every difference between two trees: missing, extra and changed files,
+/// contents and the executable bit alike.
+fn compare(generated: &Path, example: &Path) -> Result<Vec<String>> {
+    let want = snapshot(generated)?;
+    let have = if example.exists() {
+        snapshot(example)?
+    } else {
+        BTreeMap::new()
+    };
+    let mut differences = Vec::new();
+    for (path, file) in &want {
+        match have.get(path) {
+            None => differences.push(format!("{path} is missing")),
+            Some(existing) if existing != file => differences.push(format!("{path} differs")),
+            Some(_) => {}
+        }
+    }
+    for path in have.keys().filter(|path| !want.contains_key(*path)) {
+        differences.push(format!("{path} is not generated by the template"));
+    }
+    Ok(differences)
+}
+
+/// Relative path → (contents, executable).
+fn snapshot(dir: &Path) -> Result<BTreeMap<String, (Vec<u8>, bool)>> {
+    let mut files = BTreeMap::new();
+    for path in walk(dir)? {
+        let relative = path
+            .strip_prefix(dir)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let contents = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        files.insert(relative, (contents, is_executable(&path)));
+    }
+    Ok(files)
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(_: &Path) -> bool {
+    false
+}
+
+/// Every file below `dir`, recursively.
+fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(current) = pending.pop() {
+        for entry in fs::read_dir(&current).map_err(|e| format!("{}: {e}", current.display()))? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result {
+    if from.is_file() {
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        fs::copy(from, to).map_err(|e| format!("{}: {e}", from.display()))?;
+        return Ok(());
+    }
+    for file in walk(from)? {
+        copy_tree(&file, &to.join(file.strip_prefix(from).unwrap()))?;
+    }
+    Ok(())
+}
+
+/// Every workflow the repository holds or generates, linted with actionlint and zizmor.
+fn lint() -> Result {
+    let root = root();
+    let mut workflows = Vec::new();
+    for dir in std::iter::once(root.clone()).chain(
+        answers()?
+            .into_iter()
+            .map(|answers| root.join("examples").join(answers.name)),
+    ) {
+        let workflow_dir = dir.join(".github/workflows");
+        if workflow_dir.exists() {
+            workflows.extend(walk(&workflow_dir)?);
+        }
+    }
+    run(Command::new(tools::python_tool("actionlint")?).args(&workflows))?;
+    run(Command::new(tools::python_tool("zizmor")?)
+        .args(["--offline", "--no-progress", "--persona", "regular"])
+        .args(&workflows))?;
+    println!("{} workflows pass actionlint and zizmor", workflows.len());
+    Ok(())
+}
+
+/// The whole suite, cheapest checks first.
+fn test() -> Result {
+    section("tools");
+    tools::cargo_generate()?;
+    tools::python_tool("actionlint")?;
+    section("examples match the template");
+    check_examples()?;
+    section("hooks refuse bad answers");
+    hooks()?;
+    section("workflows");
+    lint()?;
+    section("format");
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    section("clippy");
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    section("tests");
+    run(cargo().args(["test", "--workspace", "--locked"]))?;
+    Ok(())
+}
+
+/// The hooks turn away answers that cannot make a working service, naming the answer.
+fn hooks() -> Result {
+    let refused = [
+        ("9lives", "must start with a lowercase letter"),
+        ("std", "reserved"),
+        (
+            "a-very-long-name-that-goes-on-and-on-and-on-well-past-what-anyone-types",
+            "longer than 64",
+        ),
+    ];
+    for (name, reason) in refused {
+        let scratch = Scratch::new("hooks")?;
+        match run_cargo_generate(&scratch, name, None, &[]) {
+            Ok(_) => return Err(format!("the init hook accepted the project name {name:?}")),
+            Err(message) if message.contains(reason) => println!("{name:?} refused: {reason}"),
+            Err(message) => {
+                return Err(format!(
+                    "{name:?} was refused without saying {reason:?}: {message}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(root());
+    command
+}
+
+fn run(command: &mut Command) -> Result {
+    let status = command
+        .status()
+        .map_err(|e| format!("{:?}: {e}", command.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{:?} failed: {status}", command.get_program()))
+    }
+}
+
+fn section(title: &str) {
+    println!("\n==> {title}");
+}
+
+/// A temporary directory, removed when dropped.
+struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    fn new(purpose: &str) -> Result<Self> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "xtask-{purpose}-{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}

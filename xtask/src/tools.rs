@@ -1,0 +1,71 @@
+//! Pinned tools the tasks need, installed under `target/xtask-tools` on first use.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::{Result, root, run};
+
+/// The cargo-generate release the examples are generated with. 0.24 and later need a
+/// newer Rust than this repository's toolchain.
+const CARGO_GENERATE_VERSION: &str = "0.23.7";
+
+fn tools_dir() -> PathBuf {
+    root().join("target/xtask-tools")
+}
+
+/// The pinned cargo-generate: one already on PATH if it is that version, else installed.
+pub fn cargo_generate() -> Result<PathBuf> {
+    let on_path = PathBuf::from("cargo-generate");
+    let installed = tools_dir().join("bin/cargo-generate");
+    for candidate in [on_path, installed.clone()] {
+        if reports_version(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    println!("installing cargo-generate {CARGO_GENERATE_VERSION} (a few minutes, once)");
+    run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["install", "--locked", "--quiet", "--root"])
+            .arg(tools_dir())
+            .arg(format!("cargo-generate@{CARGO_GENERATE_VERSION}")),
+    )?;
+    Ok(installed)
+}
+
+fn reports_version(binary: &PathBuf) -> bool {
+    Command::new(binary)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| {
+            // It prints "cargo generate X.Y.Z".
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .ends_with(&format!(" {CARGO_GENERATE_VERSION}"))
+        })
+}
+
+/// A linter from `xtask/requirements.txt`, installed into a virtualenv when the pins change.
+pub fn python_tool(name: &str) -> Result<PathBuf> {
+    let venv = tools_dir().join("venv");
+    let requirements = root().join("xtask/requirements.txt");
+    let wanted = fs::read_to_string(&requirements)
+        .map_err(|e| format!("{}: {e}", requirements.display()))?;
+    let stamp = venv.join("installed-requirements.txt");
+    if fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        println!("installing linters from xtask/requirements.txt");
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--only-binary",
+                ":all:",
+                "-r",
+            ])
+            .arg(&requirements))?;
+        fs::write(&stamp, wanted).map_err(|e| e.to_string())?;
+    }
+    Ok(venv.join("bin").join(name))
+}
