@@ -2,6 +2,10 @@
 //! and runs a [`server::Application`]; the integration tests in `tests/` build the same
 //! application on port 0.
 
+{% if auth == "oidc" -%}
+pub mod api;
+pub mod auth;
+{% endif -%}
 pub mod health;
 pub mod problem;
 pub mod request_id;

@@ -19,6 +19,9 @@ use crate::telemetry::RequestSpan;
 
 /// A bound, not yet running service. Tests build it on port 0 and ask for the port.
 pub struct Application {
+{%- if auth == "oidc" %}
+    _auth: crate::auth::Auth,
+{%- endif %}
     server: Server,
     port: u16,
     readiness: Readiness,
@@ -32,6 +35,10 @@ impl Application {
         let listener = TcpListener::bind((server_settings.host, server_settings.port))?;
         let address = listener.local_addr()?;
         let readiness = Readiness::default();
+{%- if auth == "oidc" %}
+        let auth = crate::auth::Auth::start(&settings.auth, address, &readiness)?;
+        let auth_routes = auth.routes();
+{%- endif %}
 
         let app_readiness = readiness.clone();
         let json_body_limit = server_settings.json_body_limit;
@@ -42,6 +49,10 @@ impl Application {
                 .app_data(web::Data::new(app_readiness.clone()))
                 .app_data(problem::json_config(json_body_limit))
                 .configure(health::routes)
+{%- if auth == "oidc" %}
+                .configure(|config| auth_routes.configure(config))
+                .configure(crate::api::routes)
+{%- endif %}
                 .default_service(web::to(problem::not_found))
         })
         .keep_alive(keep_alive(server_settings.keep_alive))
@@ -56,6 +67,9 @@ impl Application {
         tracing::info!(%address, environment = %settings.environment, "listening");
 
         Ok(Self {
+{%- if auth == "oidc" %}
+            _auth: auth,
+{%- endif %}
             server,
             port: address.port(),
             readiness,

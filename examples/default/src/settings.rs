@@ -25,6 +25,7 @@ pub struct Settings {
     pub environment: Environment,
     pub server: ServerSettings,
     pub log: LogSettings,
+    pub auth: crate::auth::AuthSettings,
 }
 
 /// Where the service runs; chooses the config file and some defaults.
@@ -152,10 +153,11 @@ impl Settings {
         let log = LogSettings {
             level,
             directives,
-            json: values.with("LOG_JSON_OUTPUT", BOOLEANS, json_default, parse_bool)?,
+            json: values.boolean("LOG_JSON_OUTPUT", json_default)?,
         };
 
         Ok(Self {
+            auth: crate::auth::AuthSettings::from_values(&values, environment)?,
             environment,
             server,
             log,
@@ -230,10 +232,10 @@ fn dotenv_vars(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
 }
 
 /// Typed access to the merged layers, turning every failure into a [`SettingsError`].
-struct Values<'a>(&'a Config);
+pub(crate) struct Values<'a>(&'a Config);
 
 impl Values<'_> {
-    fn get(&self, variable: &'static str) -> Result<Option<String>, SettingsError> {
+    pub(crate) fn get(&self, variable: &'static str) -> Result<Option<String>, SettingsError> {
         match self.0.get_string(&variable.to_lowercase()) {
             Ok(value) => Ok(Some(value)),
             Err(config::ConfigError::NotFound(_)) => Ok(None),
@@ -245,7 +247,7 @@ impl Values<'_> {
         }
     }
 
-    fn with<T>(
+    pub(crate) fn with<T>(
         &self,
         variable: &'static str,
         expected: &'static str,
@@ -260,7 +262,7 @@ impl Values<'_> {
         })
     }
 
-    fn parse<T: FromStr>(
+    pub(crate) fn parse<T: FromStr>(
         &self,
         variable: &'static str,
         expected: &'static str,
@@ -269,7 +271,7 @@ impl Values<'_> {
         self.with(variable, expected, default, |value| value.parse().ok())
     }
 
-    fn parse_optional<T: FromStr>(
+    pub(crate) fn parse_optional<T: FromStr>(
         &self,
         variable: &'static str,
         expected: &'static str,
@@ -288,7 +290,15 @@ impl Values<'_> {
         }
     }
 
-    fn seconds(&self, variable: &'static str, default: &str) -> Result<Duration, SettingsError> {
+    pub(crate) fn boolean(&self, variable: &'static str, default: &str) -> Result<bool, SettingsError> {
+        self.with(variable, BOOLEANS, default, parse_bool)
+    }
+
+    pub(crate) fn seconds(
+        &self,
+        variable: &'static str,
+        default: &str,
+    ) -> Result<Duration, SettingsError> {
         self.parse(variable, "a whole number of seconds", default)
             .map(Duration::from_secs)
     }

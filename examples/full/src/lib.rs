@@ -2,6 +2,8 @@
 //! and runs a [`server::Application`]; the integration tests in `tests/` build the same
 //! application on port 0.
 
+pub mod api;
+pub mod auth;
 pub mod health;
 pub mod problem;
 pub mod request_id;

@@ -19,6 +19,7 @@ use crate::telemetry::RequestSpan;
 
 /// A bound, not yet running service. Tests build it on port 0 and ask for the port.
 pub struct Application {
+    _auth: crate::auth::Auth,
     server: Server,
     port: u16,
     readiness: Readiness,
@@ -32,6 +33,8 @@ impl Application {
         let listener = TcpListener::bind((server_settings.host, server_settings.port))?;
         let address = listener.local_addr()?;
         let readiness = Readiness::default();
+        let auth = crate::auth::Auth::start(&settings.auth, address, &readiness)?;
+        let auth_routes = auth.routes();
 
         let app_readiness = readiness.clone();
         let json_body_limit = server_settings.json_body_limit;
@@ -42,6 +45,8 @@ impl Application {
                 .app_data(web::Data::new(app_readiness.clone()))
                 .app_data(problem::json_config(json_body_limit))
                 .configure(health::routes)
+                .configure(|config| auth_routes.configure(config))
+                .configure(crate::api::routes)
                 .default_service(web::to(problem::not_found))
         })
         .keep_alive(keep_alive(server_settings.keep_alive))
@@ -56,6 +61,7 @@ impl Application {
         tracing::info!(%address, environment = %settings.environment, "listening");
 
         Ok(Self {
+            _auth: auth,
             server,
             port: address.port(),
             readiness,

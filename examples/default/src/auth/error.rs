@@ -1,0 +1,112 @@
+//! Authentication failures and their HTTP answers (RFC 6750 §3, bodies as RFC 9457).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::problem::Problem;
+
+/// Why a request was not let through.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No credentials at all, or another scheme than Bearer: a 401 without an error code,
+    /// as RFC 6750 §3.1 asks when the client may not know authentication is needed.
+    #[error("a bearer token is required")]
+    MissingToken,
+    /// A token was sent and refused: 401 `invalid_token`.
+    #[error("invalid token: {0}")]
+    InvalidToken(Rejection),
+    /// A valid token without the scope or role the route needs: 403 `insufficient_scope`.
+    #[error("insufficient scope: the token lacks {required}")]
+    InsufficientScope {
+        required: String,
+        scope: Option<String>,
+    },
+    /// The provider's keys have never been loaded, so no token can be checked: 503.
+    #[error("the identity provider's keys are not loaded yet")]
+    KeysUnavailable,
+}
+
+/// The reason a token was refused; its text is the `error_description`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("the token is larger than the accepted size")]
+    TooLarge,
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token's algorithm is not accepted")]
+    Algorithm,
+    #[error("the token's type is not at+jwt")]
+    Type,
+    #[error("the token's signing key is unknown")]
+    UnknownKey,
+    #[error("the token's signature is invalid")]
+    Signature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token's issuer is not trusted")]
+    Issuer,
+    #[error("the token's audience does not include this service")]
+    Audience,
+    #[error("the token lacks a required claim")]
+    MissingClaim,
+    #[error("the token's claims are invalid")]
+    Claims,
+}
+
+impl Rejection {
+    /// A stable name for logs and metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::Algorithm => "algorithm",
+            Self::Type => "type",
+            Self::UnknownKey => "unknown_key",
+            Self::Signature => "signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Issuer => "issuer",
+            Self::Audience => "audience",
+            Self::MissingClaim => "missing_claim",
+            Self::Claims => "claims",
+        }
+    }
+}
+
+impl ResponseError for AuthError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = Problem::new(self.status_code())
+            .with_detail(self.to_string())
+            .to_response();
+        let challenge = match self {
+            Self::MissingToken => Some("Bearer".to_owned()),
+            Self::InvalidToken(reason) => Some(format!(
+                r#"Bearer error="invalid_token", error_description="{reason}""#
+            )),
+            Self::InsufficientScope { scope, .. } => Some(match scope {
+                Some(scope) => format!(r#"Bearer error="insufficient_scope", scope="{scope}""#),
+                None => r#"Bearer error="insufficient_scope""#.to_owned(),
+            }),
+            Self::KeysUnavailable => None,
+        };
+        let headers = response.headers_mut();
+        if let Some(value) = challenge.and_then(|challenge| challenge.parse().ok()) {
+            headers.insert(WWW_AUTHENTICATE, value);
+        }
+        if matches!(self, Self::KeysUnavailable) {
+            headers.insert(RETRY_AFTER, 5.into());
+        }
+        response
+    }
+}

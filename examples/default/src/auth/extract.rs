@@ -1,0 +1,121 @@
+//! Getting a verified token into a handler: extractors and a middleware for whole scopes.
+
+use std::future::{Ready, ready};
+use std::pin::Pin;
+
+use actix_web::dev::{Payload, ServiceRequest};
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, web};
+use actix_web_httpauth::middleware::HttpAuthentication;
+
+use super::claims::AccessToken;
+use super::error::AuthError;
+use super::validator::TokenValidator;
+
+impl FromRequest for AccessToken {
+    type Error = AuthError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AuthError>>>>;
+
+    /// Requires a valid bearer token: 401 without one, 401 for a refused one.
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            authenticate(&request)
+                .await?
+                .ok_or(AuthError::MissingToken)
+        })
+    }
+}
+
+/// A token when the caller sent one. No `Authorization` header gives `None`; a refused
+/// token is still a 401, never silently treated as anonymous.
+#[derive(Debug, Clone)]
+pub struct OptionalAccessToken(pub Option<AccessToken>);
+
+impl FromRequest for OptionalAccessToken {
+    type Error = AuthError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AuthError>>>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move { authenticate(&request).await.map(OptionalAccessToken) })
+    }
+}
+
+/// Validates the request's bearer token once; later extractions reuse the result.
+async fn authenticate(request: &HttpRequest) -> Result<Option<AccessToken>, AuthError> {
+    if let Some(token) = request.extensions().get::<AccessToken>() {
+        return Ok(Some(token.clone()));
+    }
+    let Some(header) = request.headers().get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let token = bearer_token(header.as_bytes())?;
+    let validator = request
+        .app_data::<web::Data<TokenValidator>>()
+        .expect("the token validator is registered in server::Application");
+    let token = validator.validate(token).await?;
+    request.extensions_mut().insert(token.clone());
+    Ok(Some(token))
+}
+
+/// The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1). Another scheme
+/// counts as no token; a Bearer header without a well-formed token is refused.
+fn bearer_token(header: &[u8]) -> Result<&str, AuthError> {
+    let header = std::str::from_utf8(header).map_err(|_| AuthError::MissingToken)?;
+    let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::MissingToken);
+    }
+    let token = token.trim_start_matches(' ');
+    // token68: letters, digits and -._~+/ followed by optional '=' padding.
+    let body = token.trim_end_matches('=');
+    let token68 = |c: char| c.is_ascii_alphanumeric() || "-._~+/".contains(c);
+    if body.is_empty() || !body.chars().all(token68) {
+        return Err(AuthError::InvalidToken(super::error::Rejection::Malformed));
+    }
+    Ok(token)
+}
+
+type Check = fn(&AccessToken) -> Result<(), AuthError>;
+
+/// What the middleware's callback gives back: the request, or the refusal and the request.
+pub type Checked = Ready<Result<ServiceRequest, (Error, ServiceRequest)>>;
+
+/// Middleware requiring a valid bearer token on every route of a scope:
+/// `web::scope("/admin").wrap(auth::protect())`. Handlers inside still take
+/// `AccessToken` as an argument, without validating twice.
+pub fn protect() -> HttpAuthentication<AccessToken, impl Fn(ServiceRequest, AccessToken) -> Checked> {
+    require(|_| Ok(()))
+}
+
+/// Like [`protect`], and the token must also pass `check`, for example
+/// `auth::require(|token| token.require_role("admin"))`.
+pub fn require(
+    check: Check,
+) -> HttpAuthentication<AccessToken, impl Fn(ServiceRequest, AccessToken) -> Checked> {
+    HttpAuthentication::with_fn(move |request: ServiceRequest, token: AccessToken| {
+        ready(match check(&token) {
+            Ok(()) => {
+                request.extensions_mut().insert(token);
+                Ok(request)
+            }
+            Err(error) => Err((error.into(), request)),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_parsed_as_rfc_6750_says() {
+        assert_eq!(bearer_token(b"Bearer abc.def-_~+/=").unwrap(), "abc.def-_~+/=");
+        assert_eq!(bearer_token(b"bearer abc").unwrap(), "abc");
+        assert!(matches!(bearer_token(b"Basic dXNlcg=="), Err(AuthError::MissingToken)));
+        assert!(matches!(bearer_token(b"Bearer"), Err(AuthError::InvalidToken(_))));
+        assert!(matches!(bearer_token(b"Bearer a b"), Err(AuthError::InvalidToken(_))));
+        assert!(matches!(bearer_token(b"Bearer {\"x\":1}"), Err(AuthError::InvalidToken(_))));
+    }
+}

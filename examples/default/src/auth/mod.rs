@@ -1,0 +1,118 @@
+//! OpenID Connect resource-server authentication.
+//!
+//! - [`settings`]: `OIDC_*` settings.
+//! - [`keys`]: discovery and the JWKS cache with its refreshes.
+//! - [`validator`]: the checks a bearer token must pass.
+//! - [`claims`]: [`AccessToken`], the verified claims a handler receives.
+//! - [`extract`]: the extractors and the [`protect`]/[`require`] middleware.
+//! - [`error`]: RFC 6750 answers for refused requests.
+//! - [`dev_issuer`]: a local OpenID provider for development.
+//!
+//! Protect a route by taking an [`AccessToken`] argument; check scopes and roles with
+//! [`AccessToken::require_scope`] and [`AccessToken::require_role`].
+
+pub mod claims;
+pub mod dev_issuer;
+pub mod error;
+pub mod extract;
+pub mod keys;
+pub mod settings;
+pub mod validator;
+
+use std::io;
+use std::net::SocketAddr;
+
+use actix_web::web;
+
+pub use claims::{AccessToken, Claims};
+pub use error::AuthError;
+pub use extract::{OptionalAccessToken, protect, require};
+pub use settings::AuthSettings;
+
+use crate::health::Readiness;
+use dev_issuer::DevIssuer;
+use keys::{KeyStore, KeysLoaded};
+use settings::Provider;
+use validator::TokenValidator;
+
+/// The running authentication layer: the validator, the development issuer if enabled, and
+/// the background task that keeps the keys fresh (stopped when this is dropped).
+pub struct Auth {
+    routes: AuthRoutes,
+    refresher: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What every worker's `App` needs; cheap to clone.
+#[derive(Clone)]
+pub struct AuthRoutes {
+    validator: web::Data<TokenValidator>,
+    dev_issuer: Option<web::Data<DevIssuer>>,
+}
+
+impl Auth {
+    /// Starts key loading in the background (startup never waits for the provider) and
+    /// registers the `oidc` readiness check.
+    pub fn start(settings: &AuthSettings, address: SocketAddr, readiness: &Readiness) -> io::Result<Self> {
+        let keys = KeyStore::new(settings).map_err(io::Error::other)?;
+        let (issuer, dev_issuer, refresher) = match &settings.provider {
+            Provider::Discovery {
+                configuration_url,
+                issuer,
+            } => {
+                let task = tokio::spawn(
+                    std::sync::Arc::clone(&keys).run(configuration_url.clone(), issuer.clone()),
+                );
+                (issuer.clone(), None, Some(task))
+            }
+            Provider::Development => {
+                let host = if address.ip().is_unspecified() {
+                    "127.0.0.1".to_owned()
+                } else {
+                    address.ip().to_string()
+                };
+                let issuer = format!("http://{host}:{}{}", address.port(), dev_issuer::PATH);
+                let audience = settings
+                    .audience
+                    .clone()
+                    .unwrap_or_else(|| env!("CARGO_PKG_NAME").to_owned());
+                let dev = DevIssuer::generate(issuer.clone(), audience).map_err(io::Error::other)?;
+                keys.install(dev.jwks());
+                tracing::warn!(%issuer, "the development issuer is on: it signs any token it is asked for");
+                (issuer, Some(web::Data::new(dev)), None)
+            }
+        };
+        readiness.register(KeysLoaded(std::sync::Arc::clone(&keys)));
+        let validator = web::Data::from(TokenValidator::new(settings, keys, issuer));
+        Ok(Self {
+            routes: AuthRoutes {
+                validator,
+                dev_issuer,
+            },
+            refresher,
+        })
+    }
+
+    /// The part each worker's `App` is configured with.
+    pub fn routes(&self) -> AuthRoutes {
+        self.routes.clone()
+    }
+}
+
+impl Drop for Auth {
+    fn drop(&mut self) {
+        if let Some(refresher) = &self.refresher {
+            refresher.abort();
+        }
+    }
+}
+
+impl AuthRoutes {
+    /// Registers the validator for the extractors, and the development issuer's routes.
+    pub fn configure(&self, config: &mut web::ServiceConfig) {
+        config.app_data(self.validator.clone());
+        if let Some(dev_issuer) = &self.dev_issuer {
+            config.app_data(dev_issuer.clone());
+            dev_issuer::routes(config);
+        }
+    }
+}

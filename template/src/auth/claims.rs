@@ -1,0 +1,231 @@
+//! The claims of a verified access token (RFC 9068, with Keycloak's role claims).
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Deref;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::AuthError;
+
+/// Every claim of an access token. Registered claims have their own fields; anything else
+/// is kept in `extra`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer; checked to equal the configured provider's issuer exactly.
+    pub iss: String,
+    /// Subject: the user, or the client for a client-credentials token.
+    pub sub: String,
+    /// Audience; checked to contain `OIDC_AUDIENCE`.
+    pub aud: OneOrMany,
+    /// Expiry, seconds since the epoch; required.
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    /// The client the token was issued to (OIDC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azp: Option<String>,
+    /// The client the token was issued to (RFC 9068).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Space-separated scopes (RFC 9068, Keycloak).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Scopes as some providers send them (Azure AD, Okta): a string or a list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scp: Option<OneOrMany>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Keycloak realm roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm_access: Option<Roles>,
+    /// Keycloak client roles, by client id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_access: Option<HashMap<String, Roles>>,
+    /// Roles as a plain list (many providers, and the development issuer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    /// Every other claim.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A claim that may be a single string or a list of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let items: &[String] = match self {
+            Self::One(one) => std::slice::from_ref(one),
+            Self::Many(many) => many,
+        };
+        items.iter().map(String::as_str)
+    }
+}
+
+/// `{"roles": [...]}`, as in Keycloak's `realm_access` and `resource_access`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Roles {
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// A verified access token: use it as a handler argument to require a valid bearer token.
+///
+/// Cheap to clone. Dereferences to its [`Claims`]; scopes and roles are gathered once, at
+/// verification, from every claim that carries them.
+#[derive(Debug, Clone)]
+pub struct AccessToken(Arc<Verified>);
+
+#[derive(Debug)]
+struct Verified {
+    claims: Claims,
+    scopes: BTreeSet<String>,
+    roles: BTreeSet<String>,
+}
+
+impl AccessToken {
+    /// Wraps verified claims. `client_id` selects the Keycloak client whose
+    /// `resource_access` roles count as the token's roles.
+    pub(crate) fn new(claims: Claims, client_id: Option<&str>) -> Self {
+        let mut scopes = BTreeSet::new();
+        if let Some(scope) = &claims.scope {
+            scopes.extend(scope.split_whitespace().map(str::to_owned));
+        }
+        if let Some(scp) = &claims.scp {
+            scopes.extend(scp.iter().flat_map(str::split_whitespace).map(str::to_owned));
+        }
+        let mut roles = BTreeSet::new();
+        if let Some(realm) = &claims.realm_access {
+            roles.extend(realm.roles.iter().cloned());
+        }
+        if let (Some(resources), Some(client_id)) = (&claims.resource_access, client_id)
+            && let Some(client) = resources.get(client_id)
+        {
+            roles.extend(client.roles.iter().cloned());
+        }
+        if let Some(plain) = &claims.roles {
+            roles.extend(plain.iter().cloned());
+        }
+        Self(Arc::new(Verified {
+            claims,
+            scopes,
+            roles,
+        }))
+    }
+
+    pub fn claims(&self) -> &Claims {
+        &self.0.claims
+    }
+
+    /// Scopes from `scope` and `scp`.
+    pub fn scopes(&self) -> &BTreeSet<String> {
+        &self.0.scopes
+    }
+
+    /// Roles from `realm_access`, `resource_access.<OIDC_CLIENT_ID>` and `roles`.
+    pub fn roles(&self) -> &BTreeSet<String> {
+        &self.0.roles
+    }
+
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.0.scopes.contains(scope)
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        self.0.roles.contains(role)
+    }
+
+    /// `Ok` when the token carries `scope`; otherwise a 403 `insufficient_scope` error.
+    pub fn require_scope(&self, scope: &str) -> Result<(), AuthError> {
+        if self.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(AuthError::InsufficientScope {
+                required: format!("scope {scope}"),
+                scope: Some(scope.to_owned()),
+            })
+        }
+    }
+
+    /// `Ok` when the token carries `role`; otherwise a 403 `insufficient_scope` error.
+    pub fn require_role(&self, role: &str) -> Result<(), AuthError> {
+        if self.has_role(role) {
+            Ok(())
+        } else {
+            Err(AuthError::InsufficientScope {
+                required: format!("role {role}"),
+                scope: None,
+            })
+        }
+    }
+}
+
+impl Deref for AccessToken {
+    type Target = Claims;
+
+    fn deref(&self) -> &Claims {
+        &self.0.claims
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(claims: serde_json::Value, client_id: Option<&str>) -> AccessToken {
+        let mut base = serde_json::json!({ "iss": "i", "sub": "s", "aud": "a", "exp": 1 });
+        base.as_object_mut()
+            .unwrap()
+            .extend(claims.as_object().unwrap().clone());
+        AccessToken::new(serde_json::from_value(base).unwrap(), client_id)
+    }
+
+    #[test]
+    fn scopes_come_from_scope_and_scp() {
+        let token = token(serde_json::json!({ "scope": "read write", "scp": ["admin"] }), None);
+        assert!(token.has_scope("read") && token.has_scope("write") && token.has_scope("admin"));
+        assert!(!token.has_scope("delete"));
+    }
+
+    #[test]
+    fn roles_come_from_realm_the_configured_client_and_plain_roles() {
+        let claims = serde_json::json!({
+            "realm_access": { "roles": ["user"] },
+            "resource_access": { "orders": { "roles": ["clerk"] }, "billing": { "roles": ["payer"] } },
+            "roles": ["auditor"]
+        });
+        let token = token(claims, Some("orders"));
+        let roles: Vec<&str> = token.roles().iter().map(String::as_str).collect();
+        assert_eq!(roles, ["auditor", "clerk", "user"]);
+    }
+
+    #[test]
+    fn unknown_claims_are_kept() {
+        let token = token(serde_json::json!({ "tenant": "acme" }), None);
+        assert_eq!(token.extra["tenant"], "acme");
+    }
+
+    #[test]
+    fn a_missing_role_is_a_403() {
+        let token = token(serde_json::json!({}), None);
+        assert!(matches!(token.require_role("admin"), Err(AuthError::InsufficientScope { .. })));
+    }
+}
