@@ -6,6 +6,9 @@ use {{crate_name}}::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+{%- if auth == "oidc" %}
+    {{crate_name}}::auth::install_crypto_provider();
+{%- endif %}
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {

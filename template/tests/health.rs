@@ -67,10 +67,10 @@ async fn readiness_is_up_and_lists_every_check_when_all_pass() {
     let response = app.get("/health/readiness").await;
 
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.json::<Value>().await.unwrap(),
-        json!({ "status": "up", "checks": { "cache": { "status": "up" }, "queue": { "status": "up" } } })
-    );
+    let body = response.json::<Value>().await.unwrap();
+    assert_eq!(body["status"], "up");
+    assert_eq!(body["checks"]["cache"], json!({ "status": "up" }));
+    assert_eq!(body["checks"]["queue"], json!({ "status": "up" }));
 }
 
 #[tokio::test]
@@ -83,15 +83,12 @@ async fn readiness_answers_503_naming_the_failing_check() {
     let response = app.get("/health/readiness").await;
 
     assert_eq!(response.status(), 503);
+    let body = response.json::<Value>().await.unwrap();
+    assert_eq!(body["status"], "down");
+    assert_eq!(body["checks"]["cache"], json!({ "status": "up" }));
     assert_eq!(
-        response.json::<Value>().await.unwrap(),
-        json!({
-            "status": "down",
-            "checks": {
-                "cache": { "status": "up" },
-                "queue": { "status": "down", "error": "connection refused" }
-            }
-        })
+        body["checks"]["queue"],
+        json!({ "status": "down", "error": "connection refused" })
     );
 }
 
@@ -131,15 +128,12 @@ async fn readiness_turns_503_when_shutdown_begins_and_in_flight_requests_finish(
         .unwrap()
         .expect("the in-flight request is answered");
     assert_eq!(response.status(), 503);
+    let body = response.json::<Value>().await.unwrap();
+    assert_eq!(body["status"], "down");
+    assert_eq!(body["checks"]["probe"], json!({ "status": "up" }));
     assert_eq!(
-        response.json::<Value>().await.unwrap(),
-        json!({
-            "status": "down",
-            "checks": {
-                "probe": { "status": "up" },
-                "shutdown": { "status": "down", "error": "graceful shutdown in progress" }
-            }
-        })
+        body["checks"]["shutdown"],
+        json!({ "status": "down", "error": "graceful shutdown in progress" })
     );
     let stopped = tokio::time::timeout(Duration::from_secs(10), server).await;
     assert!(

@@ -6,6 +6,7 @@ use default_service::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    default_service::auth::install_crypto_provider();
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {

@@ -3,7 +3,7 @@
 
 mod helpers;
 
-use helpers::{Service, field};
+use helpers::{Service, field, http_client};
 use serde_json::Value;
 
 const JSON: [(&str, &str); 1] = [("LOG_JSON_OUTPUT", "true")];
@@ -14,7 +14,7 @@ fn get(service: &Service, path: &str, headers: &[(&str, &str)]) -> u16 {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let mut request = reqwest::Client::new().get(format!("{}{path}", service.address));
+        let mut request = http_client().get(format!("{}{path}", service.address));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::auth::{self, AccessToken};
+use crate::auth::{self, AccessToken, OptionalAccessToken};
 
 /// Mounts `/api/v1`.
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -12,6 +12,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .route("/protected", web::get().to(protected))
             .route("/me", web::get().to(me))
+            .route("/hello", web::get().to(hello))
             .service(
                 // A whole scope behind one guard: every route here needs the admin role.
                 web::scope("/admin")
@@ -43,6 +44,15 @@ async fn me(token: AccessToken) -> HttpResponse {
         roles: token.roles().iter().map(String::as_str).collect(),
         scopes: token.scopes().iter().map(String::as_str).collect(),
     })
+}
+
+/// Open to everyone; a caller who sends a token is greeted by name.
+async fn hello(token: OptionalAccessToken) -> HttpResponse {
+    let name = token
+        .0
+        .as_ref()
+        .map_or("anonymous", |token| token.sub.as_str());
+    HttpResponse::Ok().json(json!({ "message": format!("Hello, {name}") }))
 }
 
 async fn admin(token: AccessToken) -> HttpResponse {

@@ -6,6 +6,7 @@ use full_service::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    full_service::auth::install_crypto_provider();
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {

@@ -288,7 +288,11 @@ impl Values<'_> {
         }
     }
 
-    pub(crate) fn boolean(&self, variable: &'static str, default: &str) -> Result<bool, SettingsError> {
+    pub(crate) fn boolean(
+        &self,
+        variable: &'static str,
+        default: &str,
+    ) -> Result<bool, SettingsError> {
         self.with(variable, BOOLEANS, default, parse_bool)
     }
 
@@ -333,7 +337,14 @@ mod tests {
 
     #[test]
     fn production_listens_on_every_interface_and_logs_json() {
-        let settings = settings(&[("APP_ENVIRONMENT", "production")]).unwrap();
+        // Production also needs whatever options require there (the identity provider);
+        // variables no option reads are ignored.
+        let settings = settings(&[
+            ("APP_ENVIRONMENT", "production"),
+            ("OIDC_ISSUER_URL", "https://id.example"),
+            ("OIDC_AUDIENCE", "api"),
+        ])
+        .unwrap();
         assert_eq!(settings.server.host.to_string(), "0.0.0.0");
         assert!(settings.log.json);
     }

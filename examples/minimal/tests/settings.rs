@@ -69,7 +69,13 @@ fn config_files_apply_per_environment() {
 
     let service = Service::start_in(
         dir,
-        &[("CONFIG_DIR", "config"), ("APP_ENVIRONMENT", "production")],
+        &[
+            ("CONFIG_DIR", "config"),
+            ("APP_ENVIRONMENT", "production"),
+            // Required in production when the service has OIDC auth; ignored otherwise.
+            ("OIDC_ISSUER_URL", "http://127.0.0.1:9"),
+            ("OIDC_AUDIENCE", "api"),
+        ],
     );
     let (_, lines) = service.terminate();
 

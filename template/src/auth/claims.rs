@@ -12,13 +12,19 @@ use super::error::AuthError;
 /// is kept in `extra`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
+    // `iss`, `sub` and `exp` are required by the validator, which names a missing one;
+    // the defaults only let it get that far.
     /// Issuer; checked to equal the configured provider's issuer exactly.
+    #[serde(default)]
     pub iss: String,
     /// Subject: the user, or the client for a client-credentials token.
+    #[serde(default)]
     pub sub: String,
-    /// Audience; checked to contain `OIDC_AUDIENCE`.
-    pub aud: OneOrMany,
-    /// Expiry, seconds since the epoch; required.
+    /// Audience; checked to contain `OIDC_AUDIENCE` when that is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<OneOrMany>,
+    /// Expiry, seconds since the epoch.
+    #[serde(default)]
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
@@ -110,7 +116,11 @@ impl AccessToken {
             scopes.extend(scope.split_whitespace().map(str::to_owned));
         }
         if let Some(scp) = &claims.scp {
-            scopes.extend(scp.iter().flat_map(str::split_whitespace).map(str::to_owned));
+            scopes.extend(
+                scp.iter()
+                    .flat_map(str::split_whitespace)
+                    .map(str::to_owned),
+            );
         }
         let mut roles = BTreeSet::new();
         if let Some(realm) = &claims.realm_access {
@@ -200,7 +210,10 @@ mod tests {
 
     #[test]
     fn scopes_come_from_scope_and_scp() {
-        let token = token(serde_json::json!({ "scope": "read write", "scp": ["admin"] }), None);
+        let token = token(
+            serde_json::json!({ "scope": "read write", "scp": ["admin"] }),
+            None,
+        );
         assert!(token.has_scope("read") && token.has_scope("write") && token.has_scope("admin"));
         assert!(!token.has_scope("delete"));
     }
@@ -226,6 +239,9 @@ mod tests {
     #[test]
     fn a_missing_role_is_a_403() {
         let token = token(serde_json::json!({}), None);
-        assert!(matches!(token.require_role("admin"), Err(AuthError::InsufficientScope { .. })));
+        assert!(matches!(
+            token.require_role("admin"),
+            Err(AuthError::InsufficientScope { .. })
+        ));
     }
 }

@@ -121,7 +121,10 @@ fn default_lifetime() -> u64 {
 pub fn routes(config: &mut web::ServiceConfig) {
     config.service(
         web::scope(PATH)
-            .route("/.well-known/openid-configuration", web::get().to(discovery))
+            .route(
+                "/.well-known/openid-configuration",
+                web::get().to(discovery),
+            )
             .route("/jwks", web::get().to(jwks))
             .route("/token", web::post().to(token)),
     );

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
+};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use openidconnect::core::CoreProviderMetadata;
 use tokio::sync::Mutex;
@@ -36,7 +38,8 @@ pub struct KeyStore {
     keys: RwLock<Arc<KeySet>>,
     /// Where the keys are, once discovery has succeeded.
     jwks_uri: RwLock<Option<String>>,
-    /// Held while fetching; records when the last fetch started.
+    /// Held while fetching, so fetches never overlap; records when the last fetch caused by
+    /// an unknown `kid` started.
     fetching: Mutex<Option<Instant>>,
     last_error: RwLock<Option<String>>,
     http: reqwest::Client,
@@ -90,7 +93,9 @@ impl KeyStore {
     /// The only key of the set, for tokens that name none.
     pub fn single(&self) -> Option<Arc<VerificationKey>> {
         let keys = read(&self.keys);
-        (keys.keys.len() == 1).then(|| keys.keys.values().next().cloned()).flatten()
+        (keys.keys.len() == 1)
+            .then(|| keys.keys.values().next().cloned())
+            .flatten()
     }
 
     pub fn is_loaded(&self) -> bool {
@@ -144,8 +149,7 @@ impl KeyStore {
             let jwks_uri = self.discover(configuration_url, issuer).await?;
             *write(&self.jwks_uri) = Some(jwks_uri);
         }
-        let mut last = self.fetching.lock().await;
-        *last = Some(Instant::now());
+        let _single_flight = self.fetching.lock().await;
         let max_age = self.fetch().await?;
         *write(&self.last_error) = None;
         Ok(max_age)
@@ -170,10 +174,13 @@ impl KeyStore {
     /// Fetches the key set and installs it. Returns its Cache-Control max-age.
     async fn fetch(&self) -> Result<Duration, KeyError> {
         let Some(jwks_uri) = read(&self.jwks_uri).clone() else {
-            return Err(KeyError::Http("the provider has not been discovered yet".into()));
+            return Err(KeyError::Http(
+                "the provider has not been discovered yet".into(),
+            ));
         };
         let (body, max_age) = self.get_json(&jwks_uri).await?;
-        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| KeyError::Jwks(e.to_string()))?;
+        let set: JwkSet =
+            serde_json::from_slice(&body).map_err(|e| KeyError::Jwks(e.to_string()))?;
         let count = self.replace(&set);
         if count == 0 {
             return Err(KeyError::Jwks("no usable signing key".into()));
@@ -260,7 +267,10 @@ impl KeyStore {
             .await
             .map_err(|e| KeyError::Http(e.without_url().to_string()))?;
         if !response.status().is_success() {
-            return Err(KeyError::Http(format!("{url} answered {}", response.status())));
+            return Err(KeyError::Http(format!(
+                "{url} answered {}",
+                response.status()
+            )));
         }
         let max_age = response
             .headers()
@@ -324,7 +334,10 @@ fn signing_algorithm(algorithm: KeyAlgorithm) -> Option<Algorithm> {
 /// `max-age` from a Cache-Control value, unless the response may not be stored.
 fn max_age(cache_control: &str) -> Option<Duration> {
     let directives: Vec<&str> = cache_control.split(',').map(str::trim).collect();
-    if directives.iter().any(|d| d.eq_ignore_ascii_case("no-store") || d.eq_ignore_ascii_case("no-cache")) {
+    if directives
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case("no-store") || d.eq_ignore_ascii_case("no-cache"))
+    {
         return Some(Duration::ZERO);
     }
     directives.iter().find_map(|directive| {
@@ -337,22 +350,28 @@ fn max_age(cache_control: &str) -> Option<Duration> {
 
 /// The client for the provider: timeouts, no redirects, system roots plus `OIDC_CA_BUNDLE`.
 fn http_client(settings: &AuthSettings) -> Result<reqwest::Client, String> {
-    // reqwest is built without a bundled crypto provider; use aws-lc-rs, as jsonwebtoken does.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    super::install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .timeout(settings.http_timeout)
         .connect_timeout(settings.http_timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!(
+            env!("CARGO_PKG_NAME"),
+            "/",
+            env!("CARGO_PKG_VERSION")
+        ));
     if let Some(path) = &settings.ca_bundle {
-        let pem = std::fs::read(path).map_err(|e| format!("OIDC_CA_BUNDLE {}: {e}", path.display()))?;
+        let pem =
+            std::fs::read(path).map_err(|e| format!("OIDC_CA_BUNDLE {}: {e}", path.display()))?;
         let certificates = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| format!("OIDC_CA_BUNDLE {}: {e}", path.display()))?;
         for certificate in certificates {
             builder = builder.add_root_certificate(certificate);
         }
     }
-    builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+    builder
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -360,7 +379,8 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 }
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -370,7 +390,10 @@ mod tests {
 
     #[test]
     fn cache_control_max_age_is_honoured() {
-        assert_eq!(max_age("public, max-age=600"), Some(Duration::from_secs(600)));
+        assert_eq!(
+            max_age("public, max-age=600"),
+            Some(Duration::from_secs(600))
+        );
         assert_eq!(max_age("no-store"), Some(Duration::ZERO));
         assert_eq!(max_age("public"), None);
         assert_eq!(max_age("max-age=soon"), None);

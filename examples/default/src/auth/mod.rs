@@ -35,6 +35,13 @@ use keys::{KeyStore, KeysLoaded};
 use settings::Provider;
 use validator::TokenValidator;
 
+/// Makes aws-lc-rs the process's TLS crypto provider. reqwest is built without one of its
+/// own (it would bring a second crypto library, ring), so a `reqwest::Client` built before
+/// this call panics. `main` calls it first thing; calling it again does nothing.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// The running authentication layer: the validator, the development issuer if enabled, and
 /// the background task that keeps the keys fresh (stopped when this is dropped).
 pub struct Auth {
@@ -52,7 +59,11 @@ pub struct AuthRoutes {
 impl Auth {
     /// Starts key loading in the background (startup never waits for the provider) and
     /// registers the `oidc` readiness check.
-    pub fn start(settings: &AuthSettings, address: SocketAddr, readiness: &Readiness) -> io::Result<Self> {
+    pub fn start(
+        settings: &AuthSettings,
+        address: SocketAddr,
+        readiness: &Readiness,
+    ) -> io::Result<Self> {
         let keys = KeyStore::new(settings).map_err(io::Error::other)?;
         let (issuer, dev_issuer, refresher) = match &settings.provider {
             Provider::Discovery {
@@ -75,7 +86,8 @@ impl Auth {
                     .audience
                     .clone()
                     .unwrap_or_else(|| env!("CARGO_PKG_NAME").to_owned());
-                let dev = DevIssuer::generate(issuer.clone(), audience).map_err(io::Error::other)?;
+                let dev =
+                    DevIssuer::generate(issuer.clone(), audience).map_err(io::Error::other)?;
                 keys.install(dev.jwks());
                 tracing::warn!(%issuer, "the development issuer is on: it signs any token it is asked for");
                 (issuer, Some(web::Data::new(dev)), None)

@@ -49,7 +49,8 @@ pub enum Provider {
     Development,
 }
 
-const ALGORITHMS: &str = "a comma-separated list of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA";
+const ALGORITHMS: &str =
+    "a comma-separated list of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA";
 const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
 impl AuthSettings {
@@ -214,7 +215,8 @@ mod tests {
         assert_eq!(
             settings.auth.provider,
             Provider::Discovery {
-                configuration_url: "https://kc.example/realms/shop/.well-known/openid-configuration".into(),
+                configuration_url:
+                    "https://kc.example/realms/shop/.well-known/openid-configuration".into(),
                 issuer: "https://kc.example/realms/shop".into(),
             }
         );
@@ -229,16 +231,32 @@ mod tests {
     fn production_refuses_the_development_issuer_and_requires_an_audience() {
         let production = ("APP_ENVIRONMENT", "production");
         let url = ("OIDC_ISSUER_URL", "https://id.example");
-        assert_eq!(refused(&[production, ("OIDC_DEV_ISSUER", "true"), ("OIDC_AUDIENCE", "api")]), "OIDC_DEV_ISSUER");
+        assert_eq!(
+            refused(&[
+                production,
+                ("OIDC_DEV_ISSUER", "true"),
+                ("OIDC_AUDIENCE", "api")
+            ]),
+            "OIDC_DEV_ISSUER"
+        );
         assert_eq!(refused(&[production, url]), "OIDC_AUDIENCE");
-        assert_eq!(refused(&[production, ("OIDC_AUDIENCE", "api")]), "OIDC_CONFIGURATION_URL");
+        assert_eq!(
+            refused(&[production, ("OIDC_AUDIENCE", "api")]),
+            "OIDC_CONFIGURATION_URL"
+        );
         assert!(load(&[production, url, ("OIDC_AUDIENCE", "api")]).is_ok());
     }
 
     #[test]
     fn symmetric_and_unknown_algorithms_are_refused() {
-        assert_eq!(refused(&[("OIDC_ALGORITHMS", "RS256,HS256")]), "OIDC_ALGORITHMS");
+        assert_eq!(
+            refused(&[("OIDC_ALGORITHMS", "RS256,HS256")]),
+            "OIDC_ALGORITHMS"
+        );
         assert_eq!(refused(&[("OIDC_ALGORITHMS", "none")]), "OIDC_ALGORITHMS");
-        assert_eq!(refused(&[("OIDC_CONFIGURATION_URL", "https://id.example")]), "OIDC_CONFIGURATION_URL");
+        assert_eq!(
+            refused(&[("OIDC_CONFIGURATION_URL", "https://id.example")]),
+            "OIDC_CONFIGURATION_URL"
+        );
     }
 }

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::Validation;
+use jsonwebtoken::errors::ErrorKind;
 use moka::sync::Cache;
 
 use super::claims::{AccessToken, Claims};
@@ -165,7 +165,10 @@ fn is_at_jwt(typ: Option<&str>) -> bool {
 
 fn fingerprint(token: &str) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    digest.as_ref().try_into().expect("SHA-256 digests are 32 bytes")
+    digest
+        .as_ref()
+        .try_into()
+        .expect("SHA-256 digests are 32 bytes")
 }
 
 /// For the rejection log line only: `kid` and `iss` as the token claims them, unverified

@@ -2,6 +2,8 @@
 //! binary as a child process when a test needs its output or its exit status.
 #![allow(dead_code, unused_imports)] // each test file uses the part it needs
 
+pub mod issuer;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -40,14 +42,17 @@ pub struct TestApp {
 
 /// Starts the service in-process with the test settings.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[]).await
+    spawn_app_with::<&str>(&[]).await
 }
 
 /// Starts the service in-process with the test settings plus `vars`.
 /// Set `TEST_LOG=1` to see its logs.
-pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
-    let settings = Settings::from_vars(TEST_VARS.iter().chain(vars).copied())
-        .expect("test settings are valid");
+pub async fn spawn_app_with<V: AsRef<str>>(vars: &[(&str, V)]) -> TestApp {
+    let vars = TEST_VARS
+        .iter()
+        .map(|(name, value)| (*name, *value))
+        .chain(vars.iter().map(|(name, value)| (*name, value.as_ref())));
+    let settings = Settings::from_vars(vars).expect("test settings are valid");
     if std::env::var_os("TEST_LOG").is_some() {
         // Only the first test of a binary installs the subscriber; the others share it.
         let _ = telemetry::init(&settings.log);
@@ -64,11 +69,17 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
-        client: reqwest::Client::new(),
+        client: http_client(),
         readiness,
         shutdown,
         server,
     }
+}
+
+/// An HTTP client for talking to the service.
+pub fn http_client() -> reqwest::Client {
+    default_service::auth::install_crypto_provider();
+    reqwest::Client::new()
 }
 
 impl TestApp {
@@ -78,6 +89,27 @@ impl TestApp {
             .send()
             .await
             .expect("the request is answered")
+    }
+
+    /// GET with `Authorization: Bearer <token>`.
+    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the request is answered")
+    }
+
+    /// Waits until readiness answers 200 (dependencies such as the provider's keys are up).
+    pub async fn wait_until_ready(&self) {
+        for _ in 0..100 {
+            if self.get("/health/readiness").await.status() == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the service did not become ready within 5 s");
     }
 
     /// Starts a graceful shutdown, as a SIGTERM would, without waiting for it.

@@ -19,11 +19,7 @@ impl FromRequest for AccessToken {
     /// Requires a valid bearer token: 401 without one, 401 for a refused one.
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let request = request.clone();
-        Box::pin(async move {
-            authenticate(&request)
-                .await?
-                .ok_or(AuthError::MissingToken)
-        })
+        Box::pin(async move { authenticate(&request).await?.ok_or(AuthError::MissingToken) })
     }
 }
 
@@ -85,7 +81,8 @@ pub type Checked = Ready<Result<ServiceRequest, (Error, ServiceRequest)>>;
 /// Middleware requiring a valid bearer token on every route of a scope:
 /// `web::scope("/admin").wrap(auth::protect())`. Handlers inside still take
 /// `AccessToken` as an argument, without validating twice.
-pub fn protect() -> HttpAuthentication<AccessToken, impl Fn(ServiceRequest, AccessToken) -> Checked> {
+pub fn protect() -> HttpAuthentication<AccessToken, impl Fn(ServiceRequest, AccessToken) -> Checked>
+{
     require(|_| Ok(()))
 }
 
@@ -111,11 +108,26 @@ mod tests {
 
     #[test]
     fn bearer_tokens_are_parsed_as_rfc_6750_says() {
-        assert_eq!(bearer_token(b"Bearer abc.def-_~+/=").unwrap(), "abc.def-_~+/=");
+        assert_eq!(
+            bearer_token(b"Bearer abc.def-_~+/=").unwrap(),
+            "abc.def-_~+/="
+        );
         assert_eq!(bearer_token(b"bearer abc").unwrap(), "abc");
-        assert!(matches!(bearer_token(b"Basic dXNlcg=="), Err(AuthError::MissingToken)));
-        assert!(matches!(bearer_token(b"Bearer"), Err(AuthError::InvalidToken(_))));
-        assert!(matches!(bearer_token(b"Bearer a b"), Err(AuthError::InvalidToken(_))));
-        assert!(matches!(bearer_token(b"Bearer {\"x\":1}"), Err(AuthError::InvalidToken(_))));
+        assert!(matches!(
+            bearer_token(b"Basic dXNlcg=="),
+            Err(AuthError::MissingToken)
+        ));
+        assert!(matches!(
+            bearer_token(b"Bearer"),
+            Err(AuthError::InvalidToken(_))
+        ));
+        assert!(matches!(
+            bearer_token(b"Bearer a b"),
+            Err(AuthError::InvalidToken(_))
+        ));
+        assert!(matches!(
+            bearer_token(b"Bearer {\"x\":1}"),
+            Err(AuthError::InvalidToken(_))
+        ));
     }
 }

@@ -1,0 +1,375 @@
+//! A test OpenID provider: discovery and JWKS on a random loopback port, and a minter of
+//! good and hostile tokens. Auth tests run the service's real discovery → JWKS →
+//! validation path against it; nothing in the service is replaced.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
+    KeyPair,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Map, Value, json};
+
+/// The audience the test service is configured with.
+pub const AUDIENCE: &str = "test-api";
+
+/// A signing key and its public JWK.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub kid: String,
+    pub algorithm: Algorithm,
+    encoding: EncodingKey,
+    jwk: Value,
+    /// The public key's bytes, which a forger might try as an HMAC secret.
+    public: Vec<u8>,
+}
+
+/// An RSA private key (PKCS#1 DER), its public JWK and its public key bytes.
+type RsaMaterial = (Vec<u8>, Value, Vec<u8>);
+
+/// RSA key generation is slow in debug builds, so each test binary makes a few and shares them.
+static RSA_KEYS: LazyLock<Vec<RsaMaterial>> = LazyLock::new(|| {
+    (0..3)
+        .map(|_| {
+            let key = RsaKeyPair::generate(KeySize::Rsa2048).expect("an RSA key");
+            let pkcs8 = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key).expect("PKCS#8");
+            let public = key.public_key();
+            let jwk = json!({
+                "kty": "RSA",
+                "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+                "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+            });
+            (pkcs1(pkcs8.as_ref()), jwk, public.as_ref().to_vec())
+        })
+        .collect()
+});
+
+static NEXT_RSA: AtomicUsize = AtomicUsize::new(0);
+
+impl SigningKey {
+    /// A fresh key for `algorithm` (RSA keys come from a small shared pool).
+    pub fn generate(kid: &str, algorithm: Algorithm) -> Self {
+        let (encoding, mut jwk, public) = match algorithm {
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => {
+                let (der, jwk, public) =
+                    RSA_KEYS[NEXT_RSA.fetch_add(1, Ordering::Relaxed) % RSA_KEYS.len()].clone();
+                (EncodingKey::from_rsa_der(&der), jwk, public)
+            }
+            Algorithm::ES256 | Algorithm::ES384 => {
+                let (curve, signing, size) = if algorithm == Algorithm::ES256 {
+                    ("P-256", &ECDSA_P256_SHA256_FIXED_SIGNING, 32)
+                } else {
+                    ("P-384", &ECDSA_P384_SHA384_FIXED_SIGNING, 48)
+                };
+                let key = EcdsaKeyPair::generate(signing).expect("an EC key");
+                let point = key.public_key().as_ref().to_vec();
+                let jwk = json!({
+                    "kty": "EC",
+                    "crv": curve,
+                    "x": URL_SAFE_NO_PAD.encode(&point[1..=size]),
+                    "y": URL_SAFE_NO_PAD.encode(&point[size + 1..]),
+                });
+                let der = key.to_pkcs8v1().expect("PKCS#8");
+                (EncodingKey::from_ec_der(der.as_ref()), jwk, point)
+            }
+            Algorithm::EdDSA => {
+                let key = Ed25519KeyPair::generate().expect("an Ed25519 key");
+                let public = key.public_key().as_ref().to_vec();
+                let jwk =
+                    json!({ "kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(&public) });
+                let der = key.to_pkcs8().expect("PKCS#8");
+                (EncodingKey::from_ed_der(der.as_ref()), jwk, public)
+            }
+            other => panic!("the test issuer does not sign with {other:?}"),
+        };
+        jwk["kid"] = json!(kid);
+        jwk["use"] = json!("sig");
+        jwk["alg"] = json!(format!("{algorithm:?}"));
+        Self {
+            kid: kid.to_owned(),
+            algorithm,
+            encoding,
+            jwk,
+            public,
+        }
+    }
+}
+
+/// What the provider serves, shared with its HTTP handlers.
+struct State {
+    issuer: String,
+    keys: Mutex<Vec<SigningKey>>,
+    jwks_fetches: AtomicUsize,
+}
+
+/// A running test provider. Stops when dropped.
+pub struct TestIssuer {
+    pub issuer: String,
+    /// Signs [`TestIssuer::token`]s, even after it is retired from the published set.
+    default_key: SigningKey,
+    state: Arc<State>,
+    server: ServerHandle,
+}
+
+impl TestIssuer {
+    /// Starts a provider with one RS256 key (`rsa-1`) and one ES256 key (`ec-1`).
+    pub async fn start() -> Self {
+        Self::start_on(0).await
+    }
+
+    /// Starts a provider on `port` (0 for any free one).
+    pub async fn start_on(port: u16) -> Self {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("a loopback port");
+        let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let default_key = SigningKey::generate("rsa-1", Algorithm::RS256);
+        let state = Arc::new(State {
+            issuer: issuer.clone(),
+            keys: Mutex::new(vec![
+                default_key.clone(),
+                SigningKey::generate("ec-1", Algorithm::ES256),
+            ]),
+            jwks_fetches: AtomicUsize::new(0),
+        });
+        let data = web::Data::from(Arc::clone(&state));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route(
+                    "/.well-known/openid-configuration",
+                    web::get().to(discovery),
+                )
+                .route("/jwks", web::get().to(jwks))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .expect("the test issuer listens")
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self {
+            issuer,
+            default_key,
+            state,
+            server: handle,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.issuer.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    pub fn configuration_url(&self) -> String {
+        format!("{}/.well-known/openid-configuration", self.issuer)
+    }
+
+    /// The service settings that point at this provider.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("OIDC_CONFIGURATION_URL", self.configuration_url()),
+            ("OIDC_AUDIENCE", AUDIENCE.to_owned()),
+        ]
+    }
+
+    /// How many times the key set has been fetched.
+    pub fn jwks_fetches(&self) -> usize {
+        self.state.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Publishes another key.
+    pub fn add_key(&self, key: SigningKey) {
+        self.state.keys.lock().unwrap().push(key);
+    }
+
+    /// Removes a key from the published set.
+    pub fn retire_key(&self, kid: &str) {
+        self.state.keys.lock().unwrap().retain(|key| key.kid != kid);
+    }
+
+    /// A key the provider publishes.
+    pub fn key(&self, kid: &str) -> SigningKey {
+        let keys = self.state.keys.lock().unwrap();
+        keys.iter()
+            .find(|key| key.kid == kid)
+            .cloned()
+            .unwrap_or_else(|| panic!("no key {kid}"))
+    }
+
+    /// A token with sensible claims, signed by `rsa-1`; adjust it before signing.
+    pub fn token(&self) -> TokenBuilder {
+        let now = now();
+        let claims = json!({
+            "iss": self.issuer,
+            "sub": "alice",
+            "aud": AUDIENCE,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "scope": "read write",
+            "preferred_username": "alice",
+            "email": "alice@example.test",
+            "realm_access": { "roles": ["user"] },
+        });
+        TokenBuilder {
+            key: self.default_key.clone(),
+            header: header_for("rsa-1", Algorithm::RS256),
+            claims: claims.as_object().unwrap().clone(),
+        }
+    }
+
+    /// Simulates an outage: the provider stops answering.
+    pub async fn stop(&self) {
+        self.server.stop(false).await;
+    }
+}
+
+impl Drop for TestIssuer {
+    fn drop(&mut self) {
+        drop(self.server.stop(false));
+    }
+}
+
+/// Builds one token, good or hostile.
+pub struct TokenBuilder {
+    key: SigningKey,
+    header: Header,
+    claims: Map<String, Value>,
+}
+
+impl TokenBuilder {
+    pub fn claim(mut self, name: &str, value: Value) -> Self {
+        self.claims.insert(name.to_owned(), value);
+        self
+    }
+
+    pub fn without(mut self, name: &str) -> Self {
+        self.claims.remove(name);
+        self
+    }
+
+    /// Signs with `key`, naming it in the header.
+    pub fn signed_by(mut self, key: &SigningKey) -> Self {
+        self.header = header_for(&key.kid, key.algorithm);
+        self.key = key.clone();
+        self
+    }
+
+    /// Keeps the key but claims another `kid`.
+    pub fn kid(mut self, kid: &str) -> Self {
+        self.header.kid = Some(kid.to_owned());
+        self
+    }
+
+    pub fn typ(mut self, typ: &str) -> Self {
+        self.header.typ = Some(typ.to_owned());
+        self
+    }
+
+    pub fn sign(self) -> String {
+        jsonwebtoken::encode(&self.header, &self.claims, &self.key.encoding)
+            .expect("the token signs")
+    }
+
+    /// `alg: none` with an empty signature.
+    pub fn unsigned(self) -> String {
+        let header = json!({ "alg": "none", "typ": "JWT", "kid": self.key.kid });
+        format!(
+            "{}.{}.",
+            encode(&header),
+            encode(&Value::Object(self.claims))
+        )
+    }
+
+    /// HS256 with the public key as the HMAC secret: the classic algorithm-confusion forgery.
+    pub fn hmac_with_public_key(self) -> String {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.key.kid.clone());
+        let secret = EncodingKey::from_secret(&self.key.public);
+        jsonwebtoken::encode(&header, &self.claims, &secret).expect("the forgery signs")
+    }
+}
+
+fn header_for(kid: &str, algorithm: Algorithm) -> Header {
+    let mut header = Header::new(algorithm);
+    header.kid = Some(kid.to_owned());
+    header.typ = Some("at+jwt".to_owned());
+    header
+}
+
+fn encode(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .try_into()
+        .unwrap()
+}
+
+async fn discovery(state: web::Data<State>) -> HttpResponse {
+    let issuer = &state.issuer;
+    HttpResponse::Ok().json(json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/jwks"),
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+    }))
+}
+
+async fn jwks(state: web::Data<State>) -> HttpResponse {
+    state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    let keys: Vec<Value> = state
+        .keys
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|key| key.jwk.clone())
+        .collect();
+    HttpResponse::Ok()
+        .insert_header(("cache-control", "public, max-age=300"))
+        .json(json!({ "keys": keys }))
+}
+
+/// The RSAPrivateKey inside a PKCS#8 PrivateKeyInfo, which is what jsonwebtoken takes.
+fn pkcs1(pkcs8: &[u8]) -> Vec<u8> {
+    // One DER element: tag, length (short or long form), contents.
+    fn element(der: &[u8]) -> (&[u8], &[u8]) {
+        let (length, header) = match der[1] {
+            short if short < 0x80 => (usize::from(short), 2),
+            long => {
+                let count = usize::from(long & 0x7f);
+                let length = der[2..2 + count]
+                    .iter()
+                    .fold(0, |acc, byte| (acc << 8) | usize::from(*byte));
+                (length, 2 + count)
+            }
+        };
+        (&der[header..header + length], &der[header + length..])
+    }
+    let (info, _) = element(pkcs8); // PrivateKeyInfo SEQUENCE
+    let (_, rest) = element(info); // version INTEGER
+    let (_, rest) = element(rest); // AlgorithmIdentifier SEQUENCE
+    let (private_key, _) = element(rest); // privateKey OCTET STRING
+    private_key.to_vec()
+}

@@ -1,0 +1,450 @@
+//! Bearer-token authentication, end to end: a test provider serves discovery and keys on
+//! loopback, the service discovers it, and every request goes through the real validation.
+
+mod helpers;
+
+use std::time::Duration;
+
+use helpers::issuer::{SigningKey, TestIssuer, now};
+use helpers::{TestApp, spawn_app_with};
+use jsonwebtoken::Algorithm;
+use serde_json::{Value, json};
+
+/// The service, configured for `issuer`, with its keys loaded.
+async fn app_for(issuer: &TestIssuer, extra: &[(&str, &str)]) -> TestApp {
+    let mut vars: Vec<(&str, String)> = issuer.settings();
+    vars.extend(
+        extra
+            .iter()
+            .map(|(name, value)| (*name, (*value).to_owned())),
+    );
+    let app = spawn_app_with(&vars).await;
+    app.wait_until_ready().await;
+    app
+}
+
+/// Status, `WWW-Authenticate` and body of a call to the protected route.
+async fn call(app: &TestApp, token: &str) -> (u16, String, Value) {
+    let response = app.get_with_token("/api/v1/protected", token).await;
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (
+        status,
+        challenge,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// Asserts a 401 `invalid_token` whose description mentions `reason`.
+async fn assert_refused(app: &TestApp, token: &str, reason: &str) {
+    let (status, challenge, body) = call(app, token).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        challenge.starts_with(r#"Bearer error="invalid_token""#),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(reason),
+        "{challenge:?} should mention {reason:?}"
+    );
+    assert_eq!(body["status"], 401);
+    assert!(body["detail"].as_str().unwrap().contains(reason), "{body}");
+}
+
+#[tokio::test]
+async fn a_valid_token_reaches_the_protected_route() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    let (status, _, body) = call(&app, &issuer.token().sign()).await;
+
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({ "message": "Authorized access", "sub": "alice" })
+    );
+}
+
+#[tokio::test]
+async fn me_returns_the_callers_identity() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let token = issuer
+        .token()
+        .claim(
+            "resource_access",
+            json!({ "test-api": { "roles": ["clerk"] }, "other": { "roles": ["x"] } }),
+        )
+        .sign();
+
+    let response = app.get_with_token("/api/v1/me", &token).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({
+            "sub": "alice",
+            "username": "alice",
+            "email": "alice@example.test",
+            "roles": ["clerk", "user"],
+            "scopes": ["read", "write"]
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_request_without_credentials_gets_a_bare_bearer_challenge() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    let response = app.get("/api/v1/protected").await;
+
+    assert_eq!(response.status(), 401);
+    // RFC 6750 §3.1: no error code when the request carried no credentials.
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}
+
+#[tokio::test]
+async fn another_scheme_than_bearer_is_treated_as_no_credentials() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    let response = app
+        .client
+        .get(format!("{}/api/v1/protected", app.address))
+        .basic_auth("alice", Some("secret"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+}
+
+#[tokio::test]
+async fn malformed_tokens_are_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let good = issuer.token().sign();
+    let truncated = &good[..good.len() - 10];
+    let header_only = good.split('.').next().unwrap();
+
+    for garbage in ["garbage", "a.b.c", header_only, truncated] {
+        let (status, challenge, _) = call(&app, garbage).await;
+        assert_eq!(status, 401, "{garbage}");
+        assert!(
+            challenge.contains("invalid_token"),
+            "{garbage}: {challenge}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_tampered_token_fails_its_signature() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let token = issuer.token().sign();
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let forged = issuer.token().claim("sub", json!("mallory")).sign();
+    parts[1] = forged.split('.').nth(1).unwrap().to_owned();
+
+    assert_refused(&app, &parts.join("."), "signature").await;
+}
+
+#[tokio::test]
+async fn alg_none_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    assert_refused(&app, &issuer.token().unsigned(), "not a well-formed JWT").await;
+}
+
+#[tokio::test]
+async fn hs256_signed_with_the_public_key_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    assert_refused(&app, &issuer.token().hmac_with_public_key(), "algorithm").await;
+}
+
+#[tokio::test]
+async fn a_header_algorithm_the_key_does_not_allow_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    // Signed by the EC key while claiming the RSA key's kid.
+    let token = issuer
+        .token()
+        .signed_by(&issuer.key("ec-1"))
+        .kid("rsa-1")
+        .sign();
+
+    assert_refused(&app, &token, "algorithm").await;
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    // Past the 5 s leeway.
+    let token = issuer.token().claim("exp", json!(now() - 30)).sign();
+
+    assert_refused(&app, &token, "expired").await;
+}
+
+#[tokio::test]
+async fn a_token_that_is_not_valid_yet_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let token = issuer.token().claim("nbf", json!(now() + 600)).sign();
+
+    assert_refused(&app, &token, "not valid yet").await;
+}
+
+#[tokio::test]
+async fn a_token_from_another_issuer_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let token = issuer
+        .token()
+        .claim("iss", json!("https://evil.example"))
+        .sign();
+
+    assert_refused(&app, &token, "issuer").await;
+}
+
+#[tokio::test]
+async fn a_token_for_another_audience_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let token = issuer
+        .token()
+        .claim("aud", json!(["other-api", "account"]))
+        .sign();
+
+    assert_refused(&app, &token, "audience").await;
+}
+
+#[tokio::test]
+async fn a_token_without_exp_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    assert_refused(
+        &app,
+        &issuer.token().without("exp").sign(),
+        "required claim",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_oversize_token_is_refused_before_parsing() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let token = issuer
+        .token()
+        .claim("padding", json!("x".repeat(9000)))
+        .sign();
+
+    assert_refused(&app, &token, "larger than the accepted size").await;
+}
+
+#[tokio::test]
+async fn the_at_jwt_type_is_required_when_configured() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[("OIDC_REQUIRE_AT_JWT", "true")]).await;
+
+    assert_eq!(call(&app, &issuer.token().sign()).await.0, 200);
+    assert_refused(&app, &issuer.token().typ("JWT").sign(), "at+jwt").await;
+}
+
+#[tokio::test]
+async fn a_missing_role_is_a_403_insufficient_scope() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    let user = app
+        .get_with_token("/api/v1/admin", &issuer.token().sign())
+        .await;
+    assert_eq!(user.status(), 403);
+    assert_eq!(
+        user.headers()["www-authenticate"],
+        r#"Bearer error="insufficient_scope""#
+    );
+    assert_eq!(user.headers()["content-type"], "application/problem+json");
+
+    let admin_token = issuer
+        .token()
+        .claim("realm_access", json!({ "roles": ["user", "admin"] }))
+        .sign();
+    let admin = app.get_with_token("/api/v1/admin", &admin_token).await;
+    assert_eq!(admin.status(), 200);
+}
+
+#[tokio::test]
+async fn every_asymmetric_algorithm_works_when_the_key_says_so() {
+    let issuer = TestIssuer::start().await;
+    let algorithms = [
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ];
+    let keys: Vec<SigningKey> = algorithms
+        .iter()
+        .map(|algorithm| SigningKey::generate(&format!("{algorithm:?}-key"), *algorithm))
+        .collect();
+    for key in &keys {
+        issuer.add_key(key.clone());
+    }
+    let app = app_for(&issuer, &[]).await;
+
+    for key in &keys {
+        let (status, _, body) = call(&app, &issuer.token().signed_by(key).sign()).await;
+        assert_eq!(status, 200, "{:?}: {body}", key.algorithm);
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_accepted_on_first_use_and_a_retired_one_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let old = issuer.token().sign();
+    assert_eq!(call(&app, &old).await.0, 200);
+
+    let rotated = SigningKey::generate("rsa-2", Algorithm::RS256);
+    issuer.add_key(rotated.clone());
+    issuer.retire_key("rsa-1");
+
+    // The unknown kid makes the service fetch the keys again, once.
+    let fetches = issuer.jwks_fetches();
+    assert_eq!(
+        call(&app, &issuer.token().signed_by(&rotated).sign())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(issuer.jwks_fetches(), fetches + 1);
+    // The retired key left the set, so even a token it signed before (and the cache
+    // remembered) is refused now.
+    assert_refused(&app, &old, "signing key is unknown").await;
+}
+
+#[tokio::test]
+async fn unknown_kids_cause_at_most_one_fetch_per_cooldown() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let stranger = SigningKey::generate("stranger", Algorithm::ES256);
+    let before = issuer.jwks_fetches();
+
+    let attempts = (0..40).map(|i| {
+        let token = issuer
+            .token()
+            .signed_by(&stranger)
+            .kid(&format!("unknown-{i}"))
+            .sign();
+        let app = &app;
+        async move { call(app, &token).await.0 }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+
+    assert!(statuses.iter().all(|status| *status == 401), "{statuses:?}");
+    assert_eq!(
+        issuer.jwks_fetches(),
+        before + 1,
+        "one fetch for 40 unknown kids"
+    );
+}
+
+#[tokio::test]
+async fn valid_tokens_keep_working_while_the_provider_is_down() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    issuer.stop().await;
+
+    // A token the service has never seen: verified with the cached keys.
+    assert_eq!(call(&app, &issuer.token().sign()).await.0, 200);
+    let stranger = SigningKey::generate("stranger", Algorithm::ES256);
+    let unknown = issuer.token().signed_by(&stranger).sign();
+    assert_refused(&app, &unknown, "signing key is unknown").await;
+    // The failed refresh kept the keys.
+    assert_eq!(call(&app, &issuer.token().sign()).await.0, 200);
+    assert_eq!(app.get("/health/readiness").await.status(), 200);
+}
+
+#[tokio::test]
+async fn startup_does_not_wait_for_the_provider_and_readiness_reports_it() {
+    // A provider that mints one token, then goes away before the service starts.
+    let first = TestIssuer::start().await;
+    let port = first.port();
+    let issuer_url = first.issuer.clone();
+    let early_token = first.token().sign();
+    first.stop().await;
+    drop(first);
+
+    let app = spawn_app_with(&[
+        ("OIDC_ISSUER_URL", issuer_url.as_str()),
+        ("OIDC_AUDIENCE", helpers::issuer::AUDIENCE),
+    ])
+    .await;
+
+    let readiness = app.get("/health/readiness").await;
+    assert_eq!(readiness.status(), 503);
+    let body: Value = readiness.json().await.unwrap();
+    assert_eq!(body["checks"]["oidc"]["status"], "down", "{body}");
+    // Without keys no token can be checked: 503, not a 401 blaming the client.
+    let early = app.get_with_token("/api/v1/protected", &early_token).await;
+    assert_eq!(early.status(), 503);
+
+    // The provider comes up; the background task finds it on its next attempt.
+    let issuer = TestIssuer::start_on(port).await;
+    for _ in 0..100 {
+        if app.get("/health/readiness").await.status() == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(call(&app, &issuer.token().sign()).await.0, 200);
+}
+
+#[tokio::test]
+async fn an_optional_token_route_greets_anonymous_callers_but_refuses_bad_tokens() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    let anonymous = app.get("/api/v1/hello").await;
+    assert_eq!(anonymous.status(), 200);
+    assert_eq!(
+        anonymous.json::<Value>().await.unwrap()["message"],
+        "Hello, anonymous"
+    );
+
+    let named = app
+        .get_with_token("/api/v1/hello", &issuer.token().sign())
+        .await;
+    assert_eq!(
+        named.json::<Value>().await.unwrap()["message"],
+        "Hello, alice"
+    );
+
+    let refused = app.get_with_token("/api/v1/hello", "not-a-token").await;
+    assert_eq!(
+        refused.status(),
+        401,
+        "a bad token is not treated as anonymous"
+    );
+}
