@@ -6,6 +6,8 @@
 //! - `new DIR [key=value ...]`: generates one service from the current template into DIR.
 //! - `lint`: lints every GitHub workflow (template and generated) with actionlint and zizmor.
 //! - `test`: everything CI runs, in order; the README's test command.
+//! - `oidc-provider rotate DIR`: rotates the keys of the provider the end-to-end tests
+//!   started (they call it themselves).
 //!
 //! Tools this needs and a new machine lacks are installed under `target/xtask-tools`,
 //! pinned, on first use.
@@ -16,6 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod provider;
 mod tools;
 
 type Result<T = ()> = std::result::Result<T, String>;
@@ -28,6 +31,10 @@ fn main() -> ExitCode {
         Some("new") => new(&args[1..]),
         Some("lint") => lint(),
         Some("test") => test(),
+        Some("oidc-provider") => match args.get(1..) {
+            Some([command, state]) if command == "rotate" => provider::rotate(Path::new(state)),
+            _ => Err(USAGE.to_owned()),
+        },
         _ => Err(USAGE.to_owned()),
     };
     match result {
@@ -318,12 +325,56 @@ fn test() -> Result {
         "-D",
         "warnings",
     ]))?;
+    section("auth against a real OpenID provider");
+    end_to_end()?;
     // One example at a time: built together, Cargo would unify their dependencies'
     // features, and an example could pass only thanks to another's.
     for answers in answers()? {
         section(&format!("tests of examples/{}", answers.name));
         let package = format!("{}-service", answers.name);
         run(cargo().args(["test", "--locked", "--package", &package]))?;
+    }
+    Ok(())
+}
+
+/// Runs the ignored `tests/provider.rs` of every example with OIDC auth against the npm
+/// `oidc-provider` on loopback.
+fn end_to_end() -> Result {
+    provider::install()?;
+    let rotate = std::env::current_exe().map_err(|e| e.to_string())?;
+    for answers in answers()? {
+        let example = root().join("examples").join(&answers.name);
+        if !example.join("tests/provider.rs").exists() {
+            continue;
+        }
+        let state = root()
+            .join("target/xtask-tools/oidc-provider")
+            .join(&answers.name);
+        let provider = provider::Provider::start(&state)?;
+        println!(
+            "oidc-provider for examples/{} at {}",
+            answers.name, provider.issuer
+        );
+        let package = format!("{}-service", answers.name);
+        run(cargo()
+            .args([
+                "test",
+                "--locked",
+                "--package",
+                &package,
+                "--test",
+                "provider",
+            ])
+            .args(["--", "--ignored", "--test-threads=1"])
+            .env("OIDC_TEST_ISSUER", &provider.issuer)
+            .env(
+                "OIDC_TEST_ROTATE",
+                format!(
+                    "{} oidc-provider rotate {}",
+                    rotate.display(),
+                    state.display()
+                ),
+            ))?;
     }
     Ok(())
 }

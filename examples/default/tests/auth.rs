@@ -448,3 +448,103 @@ async fn an_optional_token_route_greets_anonymous_callers_but_refuses_bad_tokens
         "a bad token is not treated as anonymous"
     );
 }
+
+#[tokio::test]
+async fn the_development_issuer_mints_tokens_the_service_accepts() {
+    // Locally, with no provider configured, the service is its own issuer.
+    let app = spawn_app_with::<&str>(&[]).await;
+    app.wait_until_ready().await;
+
+    let minted: Value = app
+        .client
+        .post(format!("{}/dev-issuer/token", app.address))
+        .json(&json!({ "sub": "dev-alice", "roles": ["admin"], "scope": "read" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = minted["access_token"].as_str().expect("a token");
+
+    let me: Value = app
+        .get_with_token("/api/v1/me", token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["sub"], "dev-alice");
+    assert_eq!(me["roles"], json!(["admin"]));
+    assert_eq!(me["scopes"], json!(["read"]));
+    assert_eq!(
+        app.get_with_token("/api/v1/admin", token).await.status(),
+        200
+    );
+    let discovery: Value = app
+        .get("/dev-issuer/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], format!("{}/dev-issuer", app.address));
+}
+
+#[tokio::test]
+async fn the_development_issuer_refuses_requests_it_cannot_honour() {
+    let app = spawn_app_with::<&str>(&[]).await;
+
+    let too_long = app
+        .client
+        .post(format!("{}/dev-issuer/token", app.address))
+        .json(&json!({ "sub": "x", "expires_in": 999_999 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_long.status(), 422);
+    let unknown_field = app
+        .client
+        .post(format!("{}/dev-issuer/token", app.address))
+        .json(&json!({ "subject": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_field.status(), 422);
+}
+
+#[tokio::test]
+async fn with_a_real_provider_configured_there_is_no_development_issuer() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    let response = app
+        .client
+        .post(format!("{}/dev-issuer/token", app.address))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 404);
+}
+
+#[cfg(unix)]
+#[test]
+fn production_refuses_to_start_the_development_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let (status, stdout, stderr) = helpers::run_to_exit(
+        dir.path(),
+        &[
+            ("APP_ENVIRONMENT", "production"),
+            ("OIDC_DEV_ISSUER", "true"),
+            ("OIDC_AUDIENCE", "api"),
+        ],
+    );
+
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.starts_with("error: invalid setting OIDC_DEV_ISSUER=\"true\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("signs any token"), "{stderr}");
+}

@@ -259,13 +259,18 @@ impl KeyStore {
 
     /// GETs a JSON document; returns its body and its Cache-Control max-age.
     async fn get_json(&self, url: &str) -> Result<(Vec<u8>, Option<Duration>), KeyError> {
-        let response = self
-            .http
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| KeyError::Http(e.without_url().to_string()))?;
+        let request = || {
+            self.http
+                .get(url)
+                .header(reqwest::header::ACCEPT, "application/json")
+                .send()
+        };
+        // A pooled connection may have died with a provider restart: retry the GET once.
+        let response = match request().await {
+            Err(error) if error.is_request() => request().await,
+            result => result,
+        }
+        .map_err(|e| KeyError::Http(e.without_url().to_string()))?;
         if !response.status().is_success() {
             return Err(KeyError::Http(format!(
                 "{url} answered {}",
