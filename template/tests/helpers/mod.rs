@@ -4,6 +4,7 @@
 {%- if auth == "oidc" %}
 
 pub mod issuer;
+pub use {{crate_name}}::auth;
 {%- endif %}
 
 use std::io::{BufRead, BufReader};

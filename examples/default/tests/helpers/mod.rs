@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_imports)] // each test file uses the part it needs
 
 pub mod issuer;
+pub use default_service::auth;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};

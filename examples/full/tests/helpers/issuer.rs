@@ -19,6 +19,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Map, Value, json};
 
+use super::Settings;
+use super::auth::keys::KeyStore;
+use super::auth::validator::TokenValidator;
+
 /// The audience the test service is configured with.
 pub const AUDIENCE: &str = "test-api";
 
@@ -56,6 +60,11 @@ static RSA_KEYS: LazyLock<Vec<RsaMaterial>> = LazyLock::new(|| {
 static NEXT_RSA: AtomicUsize = AtomicUsize::new(0);
 
 impl SigningKey {
+    /// The public JWK, as a provider publishes it.
+    pub fn jwk(&self) -> &Value {
+        &self.jwk
+    }
+
     /// A fresh key for `algorithm` (RSA keys come from a small shared pool).
     pub fn generate(kid: &str, algorithm: Algorithm) -> Self {
         let (encoding, mut jwk, public) = match algorithm {
@@ -211,30 +220,35 @@ impl TestIssuer {
 
     /// A token with sensible claims, signed by `rsa-1`; adjust it before signing.
     pub fn token(&self) -> TokenBuilder {
-        let now = now();
-        let claims = json!({
-            "iss": self.issuer,
-            "sub": "alice",
-            "aud": AUDIENCE,
-            "iat": now,
-            "nbf": now,
-            "exp": now + 300,
-            "jti": uuid::Uuid::new_v4().to_string(),
-            "scope": "read write",
-            "preferred_username": "alice",
-            "email": "alice@example.test",
-            "realm_access": { "roles": ["user"] },
-        });
-        TokenBuilder {
-            key: self.default_key.clone(),
-            header: header_for("rsa-1", Algorithm::RS256),
-            claims: claims.as_object().unwrap().clone(),
-        }
+        token_for(&self.issuer, &self.default_key)
     }
 
     /// Simulates an outage: the provider stops answering.
     pub async fn stop(&self) {
         self.server.stop(false).await;
+    }
+}
+
+/// A token from `issuer` with sensible claims, signed by `key`; adjust it before signing.
+pub fn token_for(issuer: &str, key: &SigningKey) -> TokenBuilder {
+    let now = now();
+    let claims = json!({
+        "iss": issuer,
+        "sub": "alice",
+        "aud": AUDIENCE,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "scope": "read write",
+        "preferred_username": "alice",
+        "email": "alice@example.test",
+        "realm_access": { "roles": ["user"] },
+    });
+    TokenBuilder {
+        key: key.clone(),
+        header: header_for(&key.kid, key.algorithm),
+        claims: claims.as_object().unwrap().clone(),
     }
 }
 
@@ -302,6 +316,23 @@ impl TokenBuilder {
         let secret = EncodingKey::from_secret(&self.key.public);
         jsonwebtoken::encode(&header, &self.claims, &secret).expect("the forgery signs")
     }
+}
+
+/// The service's token validator, trusting `jwks` for `issuer` (no HTTP involved).
+pub fn validator(
+    issuer: &str,
+    audience: &str,
+    jwks: &jsonwebtoken::jwk::JwkSet,
+) -> Arc<TokenValidator> {
+    let settings = Settings::from_vars([
+        ("CONFIG_DIR", "/nonexistent"),
+        ("OIDC_ISSUER_URL", issuer),
+        ("OIDC_AUDIENCE", audience),
+    ])
+    .expect("valid settings");
+    let keys = KeyStore::new(&settings.auth).expect("a key store");
+    keys.install(jwks);
+    TokenValidator::new(&settings.auth, keys, issuer.to_owned())
 }
 
 fn header_for(kid: &str, algorithm: Algorithm) -> Header {
