@@ -280,7 +280,8 @@ fn copy_tree(from: &Path, to: &Path) -> Result {
     Ok(())
 }
 
-/// Every workflow the repository holds or generates, linted with actionlint and zizmor.
+/// Every workflow the repository holds or generates, linted with actionlint and zizmor;
+/// every compose file validated with `docker-compose config`, every JSON file parsed.
 fn lint() -> Result {
     let root = root();
     let mut workflows = Vec::new();
@@ -299,6 +300,25 @@ fn lint() -> Result {
         .args(["--offline", "--no-progress", "--persona", "regular"])
         .args(&workflows))?;
     println!("{} workflows pass actionlint and zizmor", workflows.len());
+
+    for answers in answers()? {
+        let example = root.join("examples").join(&answers.name);
+        if example.join("compose.yaml").exists() {
+            run(Command::new(tools::docker_compose()?)
+                .args(["--file", "compose.yaml", "config", "--quiet"])
+                .current_dir(&example))?;
+            println!("examples/{}/compose.yaml is valid", answers.name);
+        }
+        for json in walk(&example)?
+            .into_iter()
+            .filter(|path| path.extension() == Some(OsStr::new("json")))
+        {
+            run(Command::new("python3")
+                .args(["-m", "json.tool"])
+                .arg(&json)
+                .stdout(std::process::Stdio::null()))?;
+        }
+    }
     Ok(())
 }
 
@@ -307,11 +327,12 @@ fn test() -> Result {
     section("tools");
     tools::cargo_generate()?;
     tools::python_tool("actionlint")?;
+    tools::docker_compose()?;
     section("examples match the template");
     check_examples()?;
     section("hooks refuse bad answers");
     hooks()?;
-    section("workflows");
+    section("workflows, compose files and JSON");
     lint()?;
     section("format");
     run(cargo().args(["fmt", "--all", "--check"]))?;

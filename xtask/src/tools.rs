@@ -69,3 +69,28 @@ pub fn python_tool(name: &str) -> Result<PathBuf> {
     }
     Ok(venv.join("bin").join(name))
 }
+
+/// docker-compose, to validate compose files offline (`docker-compose config`). Installed
+/// from Debian's packages when missing, as root.
+pub fn docker_compose() -> Result<PathBuf> {
+    let binary = PathBuf::from("docker-compose");
+    let works = |binary: &PathBuf| {
+        Command::new(binary)
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if !works(&binary) {
+        println!("installing docker-compose from Debian's packages");
+        let install = || {
+            run(Command::new("apt-get")
+                .args(["install", "--yes", "--quiet", "--quiet", "docker-compose"])
+                .env("DEBIAN_FRONTEND", "noninteractive"))
+        };
+        if install().is_err() {
+            run(Command::new("apt-get").args(["update", "--quiet", "--quiet"]))?;
+            install()?;
+        }
+    }
+    Ok(binary)
+}
