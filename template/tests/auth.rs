@@ -548,3 +548,57 @@ fn production_refuses_to_start_the_development_issuer() {
     );
     assert!(stderr.contains("signs any token"), "{stderr}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_refused_token_is_logged_with_reason_kid_and_issuer_but_never_the_token() {
+    let mut service = helpers::Service::start(&[("LOG_JSON_OUTPUT", "true")]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (token, status) = runtime.block_on(async {
+        let client = helpers::http_client();
+        let minted: Value = client
+            .post(format!("{}/dev-issuer/token", service.address))
+            .json(&json!({ "sub": "alice" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = minted["access_token"].as_str().unwrap().to_owned();
+        // Same header and claims, another signature.
+        let (signed, _) = token.rsplit_once('.').unwrap();
+        let forged = format!("{signed}.{}", "A".repeat(86));
+        let response = client
+            .get(format!("{}/api/v1/protected", service.address))
+            .bearer_auth(&forged)
+            .send()
+            .await
+            .unwrap();
+        (token, response.status())
+    });
+    assert_eq!(status, 401);
+
+    let line = service
+        .wait_for_line(|line| line.contains("bearer token rejected"))
+        .expect("the refusal is logged");
+    let record: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(record["reason"], "signature");
+    assert!(
+        record["kid"].as_str().unwrap().starts_with("dev-"),
+        "{line}"
+    );
+    assert!(
+        record["iss"].as_str().unwrap().ends_with("/dev-issuer"),
+        "{line}"
+    );
+    let (_, lines) = service.terminate();
+    let (_, signature) = token.rsplit_once('.').unwrap();
+    let (_, payload) = token.split_once('.').unwrap();
+    for line in &lines {
+        assert!(
+            !line.contains(signature) && !line.contains(payload),
+            "a token leaked: {line}"
+        );
+    }
+}

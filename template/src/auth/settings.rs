@@ -29,8 +29,9 @@ pub struct AuthSettings {
     pub jwks_cooldown: Duration,
     /// Timeout of every request to the provider.
     pub http_timeout: Duration,
-    /// Extra PEM certificates to trust for the provider, on top of the system's.
-    pub ca_bundle: Option<PathBuf>,
+    /// Extra CA certificates to trust for the provider, on top of the system's
+    /// (read from the PEM file `OIDC_CA_BUNDLE` names).
+    pub ca_certificates: Vec<reqwest::Certificate>,
     /// Verified tokens remembered to skip the signature check on reuse; 0 disables.
     pub token_cache_size: u64,
 }
@@ -106,7 +107,10 @@ impl AuthSettings {
             jwks_max_age: values.seconds("OIDC_JWKS_MAX_AGE", "300")?,
             jwks_cooldown: values.seconds("OIDC_JWKS_COOLDOWN", "10")?,
             http_timeout: values.seconds("OIDC_HTTP_TIMEOUT", "5")?,
-            ca_bundle: values.get("OIDC_CA_BUNDLE")?.map(PathBuf::from),
+            ca_certificates: match values.get("OIDC_CA_BUNDLE")? {
+                Some(path) => read_ca_bundle(&path)?,
+                None => Vec::new(),
+            },
             token_cache_size: values.parse(
                 "OIDC_TOKEN_CACHE_SIZE",
                 "a number of tokens (0 disables the cache)",
@@ -164,6 +168,20 @@ fn discovery(
             expected: "the provider's discovery URL (or OIDC_ISSUER_URL), or OIDC_DEV_ISSUER=true locally",
         }),
     }
+}
+
+/// The certificates of a PEM bundle; an unreadable file or one without a certificate is an
+/// error naming the setting.
+fn read_ca_bundle(path: &str) -> Result<Vec<reqwest::Certificate>, SettingsError> {
+    let certificates = std::fs::read(PathBuf::from(path))
+        .ok()
+        .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).ok())
+        .filter(|certificates| !certificates.is_empty());
+    certificates.ok_or_else(|| SettingsError::Invalid {
+        variable: "OIDC_CA_BUNDLE",
+        value: path.to_owned(),
+        expected: "a readable PEM file holding at least one CA certificate",
+    })
 }
 
 fn parse_algorithms(value: &str) -> Option<Vec<Algorithm>> {
@@ -258,5 +276,17 @@ mod tests {
             refused(&[("OIDC_CONFIGURATION_URL", "https://id.example")]),
             "OIDC_CONFIGURATION_URL"
         );
+    }
+
+    #[test]
+    fn a_ca_bundle_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").unwrap();
+        let missing = dir.path().join("missing.pem");
+        for path in [garbage, missing] {
+            let path = path.to_str().unwrap();
+            assert_eq!(refused(&[("OIDC_CA_BUNDLE", path)]), "OIDC_CA_BUNDLE");
+        }
     }
 }

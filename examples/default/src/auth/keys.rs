@@ -365,14 +365,8 @@ fn http_client(settings: &AuthSettings) -> Result<reqwest::Client, String> {
             "/",
             env!("CARGO_PKG_VERSION")
         ));
-    if let Some(path) = &settings.ca_bundle {
-        let pem =
-            std::fs::read(path).map_err(|e| format!("OIDC_CA_BUNDLE {}: {e}", path.display()))?;
-        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("OIDC_CA_BUNDLE {}: {e}", path.display()))?;
-        for certificate in certificates {
-            builder = builder.add_root_certificate(certificate);
-        }
+    for certificate in &settings.ca_certificates {
+        builder = builder.add_root_certificate(certificate.clone());
     }
     builder
         .build()
