@@ -6,9 +6,18 @@
 pub mod api;
 pub mod auth;
 {% endif -%}
+{% if database != "none" -%}
+pub mod db;
+{% endif -%}
 pub mod health;
 pub mod problem;
 pub mod request_id;
+{% if scheduler -%}
+pub mod scheduler;
+{% endif -%}
 pub mod server;
 pub mod settings;
 pub mod telemetry;
+{% if database != "none" -%}
+pub mod users;
+{% endif -%}

@@ -9,6 +9,7 @@ use actix_web::dev::Server;
 use actix_web::http::KeepAlive;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
+use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::health::{self, Readiness};
@@ -22,7 +23,12 @@ pub struct Application {
 {%- if auth == "oidc" %}
     _auth: crate::auth::Auth,
 {%- endif %}
+{%- if database != "none" %}
+    _database: crate::db::Database,
+{%- endif %}
     server: Server,
+    /// Turns true when shutdown begins, for background tasks to stop.
+    shutdown: watch::Sender<bool>,
     port: u16,
     readiness: Readiness,
     drain_timeout: Duration,
@@ -35,9 +41,17 @@ impl Application {
         let listener = TcpListener::bind((server_settings.host, server_settings.port))?;
         let address = listener.local_addr()?;
         let readiness = Readiness::default();
+        let (shutdown, _) = watch::channel(false);
 {%- if auth == "oidc" %}
         let auth = crate::auth::Auth::start(&settings.auth, address, &readiness)?;
         let auth_routes = auth.routes();
+{%- endif %}
+{%- if database != "none" %}
+        let database = crate::db::Database::start(&settings.database, &readiness)?;
+        let pool = web::Data::new(database.pool());
+{%- endif %}
+{%- if scheduler %}
+        crate::scheduler::start(&settings.scheduler, database.pool(), shutdown.subscribe());
 {%- endif %}
 
         let app_readiness = readiness.clone();
@@ -48,7 +62,12 @@ impl Application {
                 .wrap(from_fn(request_id::propagate))
                 .app_data(web::Data::new(app_readiness.clone()))
                 .app_data(problem::json_config(json_body_limit))
+                .app_data(problem::query_config())
                 .configure(health::routes)
+{%- if database != "none" %}
+                .app_data(pool.clone())
+                .configure(crate::users::routes)
+{%- endif %}
 {%- if auth == "oidc" %}
                 .configure(|config| auth_routes.configure(config))
                 .configure(crate::api::routes)
@@ -70,7 +89,11 @@ impl Application {
 {%- if auth == "oidc" %}
             _auth: auth,
 {%- endif %}
+{%- if database != "none" %}
+            _database: database,
+{%- endif %}
             server,
+            shutdown,
             port: address.port(),
             readiness,
             drain_timeout: server_settings.drain_timeout,
@@ -103,6 +126,7 @@ impl Application {
             () = shutdown => {}
         }
         self.readiness.begin_shutdown();
+        self.shutdown.send_replace(true);
         tracing::info!(
             drain_timeout_secs = self.drain_timeout.as_secs(),
             "shutdown signal received; draining in-flight requests"

@@ -28,6 +28,12 @@ pub struct Settings {
 {%- if auth == "oidc" %}
     pub auth: crate::auth::AuthSettings,
 {%- endif %}
+{%- if database != "none" %}
+    pub database: crate::db::DatabaseSettings,
+{%- endif %}
+{%- if scheduler %}
+    pub scheduler: crate::scheduler::SchedulerSettings,
+{%- endif %}
 }
 
 /// Where the service runs; chooses the config file and some defaults.
@@ -161,6 +167,12 @@ impl Settings {
         Ok(Self {
 {%- if auth == "oidc" %}
             auth: crate::auth::AuthSettings::from_values(&values, environment)?,
+{%- endif %}
+{%- if database != "none" %}
+            database: crate::db::DatabaseSettings::from_values(&values)?,
+{%- endif %}
+{%- if scheduler %}
+            scheduler: crate::scheduler::SchedulerSettings::from_values(&values)?,
 {%- endif %}
             environment,
             server,
@@ -317,7 +329,11 @@ mod tests {
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let mut all = vec![("CONFIG_DIR", "/nonexistent")];
+        // A database URL for the options that need one; ignored by the others.
+        let mut all = vec![
+            ("CONFIG_DIR", "/nonexistent"),
+            ("DATABASE_URL", "postgres://localhost/test"),
+        ];
         all.extend_from_slice(vars);
         Settings::from_vars(all)
     }
@@ -413,12 +429,11 @@ mod tests {
         std::fs::write(dir.path().join("local.toml"), "port = 7001\n").unwrap();
         let config_dir = dir.path().to_str().unwrap();
 
-        let from_files = Settings::from_vars([("CONFIG_DIR", config_dir)]).unwrap();
+        let from_files = settings(&[("CONFIG_DIR", config_dir)]).unwrap();
         assert_eq!(from_files.server.port, 7001);
         assert_eq!(from_files.server.workers, NonZeroUsize::new(2));
 
-        let overridden =
-            Settings::from_vars([("CONFIG_DIR", config_dir), ("PORT", "7002")]).unwrap();
+        let overridden = settings(&[("CONFIG_DIR", config_dir), ("PORT", "7002")]).unwrap();
         assert_eq!(overridden.server.port, 7002);
     }
 
@@ -426,7 +441,7 @@ mod tests {
     fn a_malformed_config_file_names_the_directory() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("base.toml"), "port = [").unwrap();
-        let error = Settings::from_vars([("CONFIG_DIR", dir.path().to_str().unwrap())]);
+        let error = settings(&[("CONFIG_DIR", dir.path().to_str().unwrap())]);
         assert!(
             matches!(error, Err(SettingsError::Source { .. })),
             "{error:?}"

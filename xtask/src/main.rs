@@ -18,6 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod postgres;
 mod provider;
 mod tools;
 
@@ -346,21 +347,26 @@ fn test() -> Result {
         "-D",
         "warnings",
     ]))?;
+    section("a throwaway PostgreSQL cluster");
+    let postgres = postgres::Postgres::start()?;
+    println!("PostgreSQL at {}", postgres.url);
     section("auth against a real OpenID provider");
-    end_to_end()?;
+    end_to_end(&postgres)?;
     // One example at a time: built together, Cargo would unify their dependencies'
     // features, and an example could pass only thanks to another's.
     for answers in answers()? {
         section(&format!("tests of examples/{}", answers.name));
         let package = format!("{}-service", answers.name);
-        run(cargo().args(["test", "--locked", "--package", &package]))?;
+        run(cargo()
+            .args(["test", "--locked", "--package", &package])
+            .env("TEST_DATABASE_URL", &postgres.url))?;
     }
     Ok(())
 }
 
 /// Runs the ignored `tests/provider.rs` of every example with OIDC auth against the npm
 /// `oidc-provider` on loopback.
-fn end_to_end() -> Result {
+fn end_to_end(postgres: &postgres::Postgres) -> Result {
     provider::install()?;
     let rotate = std::env::current_exe().map_err(|e| e.to_string())?;
     for answers in answers()? {
@@ -388,6 +394,7 @@ fn end_to_end() -> Result {
             ])
             .args(["--", "--ignored", "--test-threads=1"])
             .env("OIDC_TEST_ISSUER", &provider.issuer)
+            .env("TEST_DATABASE_URL", &postgres.url)
             .env(
                 "OIDC_TEST_ROTATE",
                 format!(

@@ -61,6 +61,8 @@ async fn liveness_answers_alive() {
 #[tokio::test]
 async fn readiness_is_up_and_lists_every_check_when_all_pass() {
     let app = spawn_app().await;
+    // The service's own dependencies (database, identity provider) come up first.
+    app.wait_until_ready().await;
     app.readiness.register(Fixed::up("cache"));
     app.readiness.register(Fixed::up("queue"));
 

@@ -4,9 +4,12 @@
 
 pub mod api;
 pub mod auth;
+pub mod db;
 pub mod health;
 pub mod problem;
 pub mod request_id;
+pub mod scheduler;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
+pub mod users;

@@ -14,6 +14,16 @@ pub struct Problem {
     status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
+    /// Which inputs were refused and why (the extension RFC 9457 §3 shows as an example).
+    #[serde(rename = "invalid-params", skip_serializing_if = "Vec::is_empty")]
+    invalid_params: Vec<InvalidParam>,
+}
+
+/// One refused input: its name and the reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvalidParam {
+    pub name: String,
+    pub reason: String,
 }
 
 impl Problem {
@@ -23,7 +33,21 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: None,
+            invalid_params: Vec::new(),
         }
+    }
+
+    /// Names an input that was refused, and why.
+    pub fn with_invalid_param(
+        mut self,
+        name: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        self.invalid_params.push(InvalidParam {
+            name: name.into(),
+            reason: reason.into(),
+        });
+        self
     }
 
     /// Adds a human-readable explanation of this occurrence.
@@ -52,6 +76,16 @@ pub async fn not_found(request: HttpRequest) -> HttpResponse {
             request.path()
         ))
         .to_response()
+}
+
+/// Query-string extractor settings: rejections as problem details.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error, _request| {
+        let response = Problem::new(StatusCode::BAD_REQUEST)
+            .with_detail(error.to_string())
+            .to_response();
+        InternalError::from_response(error, response).into()
+    })
 }
 
 /// JSON extractor settings: the body size limit, and rejections as problem details.

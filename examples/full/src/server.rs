@@ -9,6 +9,7 @@ use actix_web::dev::Server;
 use actix_web::http::KeepAlive;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
+use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::health::{self, Readiness};
@@ -20,7 +21,10 @@ use crate::telemetry::RequestSpan;
 /// A bound, not yet running service. Tests build it on port 0 and ask for the port.
 pub struct Application {
     _auth: crate::auth::Auth,
+    _database: crate::db::Database,
     server: Server,
+    /// Turns true when shutdown begins, for background tasks to stop.
+    shutdown: watch::Sender<bool>,
     port: u16,
     readiness: Readiness,
     drain_timeout: Duration,
@@ -33,8 +37,12 @@ impl Application {
         let listener = TcpListener::bind((server_settings.host, server_settings.port))?;
         let address = listener.local_addr()?;
         let readiness = Readiness::default();
+        let (shutdown, _) = watch::channel(false);
         let auth = crate::auth::Auth::start(&settings.auth, address, &readiness)?;
         let auth_routes = auth.routes();
+        let database = crate::db::Database::start(&settings.database, &readiness)?;
+        let pool = web::Data::new(database.pool());
+        crate::scheduler::start(&settings.scheduler, database.pool(), shutdown.subscribe());
 
         let app_readiness = readiness.clone();
         let json_body_limit = server_settings.json_body_limit;
@@ -44,7 +52,10 @@ impl Application {
                 .wrap(from_fn(request_id::propagate))
                 .app_data(web::Data::new(app_readiness.clone()))
                 .app_data(problem::json_config(json_body_limit))
+                .app_data(problem::query_config())
                 .configure(health::routes)
+                .app_data(pool.clone())
+                .configure(crate::users::routes)
                 .configure(|config| auth_routes.configure(config))
                 .configure(crate::api::routes)
                 .default_service(web::to(problem::not_found))
@@ -62,7 +73,9 @@ impl Application {
 
         Ok(Self {
             _auth: auth,
+            _database: database,
             server,
+            shutdown,
             port: address.port(),
             readiness,
             drain_timeout: server_settings.drain_timeout,
@@ -95,6 +108,7 @@ impl Application {
             () = shutdown => {}
         }
         self.readiness.begin_shutdown();
+        self.shutdown.send_replace(true);
         tracing::info!(
             drain_timeout_secs = self.drain_timeout.as_secs(),
             "shutdown signal received; draining in-flight requests"

@@ -9,6 +9,7 @@ use actix_web::dev::Server;
 use actix_web::http::KeepAlive;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
+use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::health::{self, Readiness};
@@ -20,6 +21,8 @@ use crate::telemetry::RequestSpan;
 /// A bound, not yet running service. Tests build it on port 0 and ask for the port.
 pub struct Application {
     server: Server,
+    /// Turns true when shutdown begins, for background tasks to stop.
+    shutdown: watch::Sender<bool>,
     port: u16,
     readiness: Readiness,
     drain_timeout: Duration,
@@ -32,6 +35,7 @@ impl Application {
         let listener = TcpListener::bind((server_settings.host, server_settings.port))?;
         let address = listener.local_addr()?;
         let readiness = Readiness::default();
+        let (shutdown, _) = watch::channel(false);
 
         let app_readiness = readiness.clone();
         let json_body_limit = server_settings.json_body_limit;
@@ -41,6 +45,7 @@ impl Application {
                 .wrap(from_fn(request_id::propagate))
                 .app_data(web::Data::new(app_readiness.clone()))
                 .app_data(problem::json_config(json_body_limit))
+                .app_data(problem::query_config())
                 .configure(health::routes)
                 .default_service(web::to(problem::not_found))
         })
@@ -57,6 +62,7 @@ impl Application {
 
         Ok(Self {
             server,
+            shutdown,
             port: address.port(),
             readiness,
             drain_timeout: server_settings.drain_timeout,
@@ -89,6 +95,7 @@ impl Application {
             () = shutdown => {}
         }
         self.readiness.begin_shutdown();
+        self.shutdown.send_replace(true);
         tracing::info!(
             drain_timeout_secs = self.drain_timeout.as_secs(),
             "shutdown signal received; draining in-flight requests"

@@ -311,7 +311,11 @@ mod tests {
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let mut all = vec![("CONFIG_DIR", "/nonexistent")];
+        // A database URL for the options that need one; ignored by the others.
+        let mut all = vec![
+            ("CONFIG_DIR", "/nonexistent"),
+            ("DATABASE_URL", "postgres://localhost/test"),
+        ];
         all.extend_from_slice(vars);
         Settings::from_vars(all)
     }
@@ -407,12 +411,11 @@ mod tests {
         std::fs::write(dir.path().join("local.toml"), "port = 7001\n").unwrap();
         let config_dir = dir.path().to_str().unwrap();
 
-        let from_files = Settings::from_vars([("CONFIG_DIR", config_dir)]).unwrap();
+        let from_files = settings(&[("CONFIG_DIR", config_dir)]).unwrap();
         assert_eq!(from_files.server.port, 7001);
         assert_eq!(from_files.server.workers, NonZeroUsize::new(2));
 
-        let overridden =
-            Settings::from_vars([("CONFIG_DIR", config_dir), ("PORT", "7002")]).unwrap();
+        let overridden = settings(&[("CONFIG_DIR", config_dir), ("PORT", "7002")]).unwrap();
         assert_eq!(overridden.server.port, 7002);
     }
 
@@ -420,7 +423,7 @@ mod tests {
     fn a_malformed_config_file_names_the_directory() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("base.toml"), "port = [").unwrap();
-        let error = Settings::from_vars([("CONFIG_DIR", dir.path().to_str().unwrap())]);
+        let error = settings(&[("CONFIG_DIR", dir.path().to_str().unwrap())]);
         assert!(
             matches!(error, Err(SettingsError::Source { .. })),
             "{error:?}"

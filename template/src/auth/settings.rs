@@ -211,7 +211,10 @@ mod tests {
     use super::Provider;
 
     fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let mut all = vec![("CONFIG_DIR", "/nonexistent")];
+        let mut all = vec![
+            ("CONFIG_DIR", "/nonexistent"),
+            ("DATABASE_URL", "postgres://localhost/test"),
+        ];
         all.extend_from_slice(vars);
         Settings::from_vars(all)
     }

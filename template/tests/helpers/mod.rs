@@ -1,6 +1,11 @@
 //! Shared by every integration test: the service in-process on port 0, or the real
 //! binary as a child process when a test needs its output or its exit status.
 #![allow(dead_code, unused_imports)] // each test file uses the part it needs
+{%- if database != "none" %}
+
+pub mod database;
+pub use {{crate_name}}::db;
+{%- endif %}
 {%- if auth == "oidc" %}
 
 pub mod issuer;
@@ -35,6 +40,9 @@ const TEST_VARS: [(&str, &str); 5] = [
 
 /// The service running inside the test process.
 pub struct TestApp {
+{%- if database != "none" %}
+    pub database: database::TestDatabase,
+{%- endif %}
     pub address: String,
     pub port: u16,
     pub client: reqwest::Client,
@@ -51,9 +59,15 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the service in-process with the test settings plus `vars`.
 /// Set `TEST_LOG=1` to see its logs.
 pub async fn spawn_app_with<V: AsRef<str>>(vars: &[(&str, V)]) -> TestApp {
+{%- if database != "none" %}
+    let database = database::TestDatabase::create().await;
+{%- endif %}
     let vars = TEST_VARS
         .iter()
         .map(|(name, value)| (*name, *value))
+{%- if database != "none" %}
+        .chain([("DATABASE_URL", database.url.as_str())])
+{%- endif %}
         .chain(vars.iter().map(|(name, value)| (*name, value.as_ref())));
     let settings = Settings::from_vars(vars).expect("test settings are valid");
     if std::env::var_os("TEST_LOG").is_some() {
@@ -70,6 +84,9 @@ pub async fn spawn_app_with<V: AsRef<str>>(vars: &[(&str, V)]) -> TestApp {
         let _ = stop.await;
     }));
     TestApp {
+{%- if database != "none" %}
+        database,
+{%- endif %}
         address: format!("http://127.0.0.1:{port}"),
         port,
         client: http_client(),
@@ -81,10 +98,15 @@ pub async fn spawn_app_with<V: AsRef<str>>(vars: &[(&str, V)]) -> TestApp {
 
 /// An HTTP client for talking to the service.
 pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("an HTTP client")
+}
+
+/// A builder for a client with other settings than [`http_client`]'s.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
 {%- if auth == "oidc" %}
     {{crate_name}}::auth::install_crypto_provider();
 {%- endif %}
-    reqwest::Client::new()
+    reqwest::Client::builder()
 }
 
 impl TestApp {
@@ -222,11 +244,14 @@ pub fn run_to_exit(dir: &std::path::Path, vars: &[(&str, &str)]) -> (ExitStatus,
 
 fn command(dir: &std::path::Path, vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BINARY);
-    command
-        .current_dir(dir)
-        .env_clear()
-        .envs(TEST_VARS.iter().chain(vars).copied())
-        .stdin(Stdio::null());
+    command.current_dir(dir).env_clear().envs(TEST_VARS);
+{%- if database == "postgres" %}
+    command.env(
+        "DATABASE_URL",
+        database::TestDatabase::create_blocking().url,
+    );
+{%- endif %}
+    command.envs(vars.iter().copied()).stdin(Stdio::null());
     command
 }
 

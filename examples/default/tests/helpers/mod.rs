@@ -2,6 +2,9 @@
 //! binary as a child process when a test needs its output or its exit status.
 #![allow(dead_code, unused_imports)] // each test file uses the part it needs
 
+pub mod database;
+pub use default_service::db;
+
 pub mod issuer;
 pub use default_service::auth;
 
@@ -33,6 +36,7 @@ const TEST_VARS: [(&str, &str); 5] = [
 
 /// The service running inside the test process.
 pub struct TestApp {
+    pub database: database::TestDatabase,
     pub address: String,
     pub port: u16,
     pub client: reqwest::Client,
@@ -49,9 +53,11 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the service in-process with the test settings plus `vars`.
 /// Set `TEST_LOG=1` to see its logs.
 pub async fn spawn_app_with<V: AsRef<str>>(vars: &[(&str, V)]) -> TestApp {
+    let database = database::TestDatabase::create().await;
     let vars = TEST_VARS
         .iter()
         .map(|(name, value)| (*name, *value))
+        .chain([("DATABASE_URL", database.url.as_str())])
         .chain(vars.iter().map(|(name, value)| (*name, value.as_ref())));
     let settings = Settings::from_vars(vars).expect("test settings are valid");
     if std::env::var_os("TEST_LOG").is_some() {
@@ -68,6 +74,7 @@ pub async fn spawn_app_with<V: AsRef<str>>(vars: &[(&str, V)]) -> TestApp {
         let _ = stop.await;
     }));
     TestApp {
+        database,
         address: format!("http://127.0.0.1:{port}"),
         port,
         client: http_client(),
@@ -79,8 +86,13 @@ pub async fn spawn_app_with<V: AsRef<str>>(vars: &[(&str, V)]) -> TestApp {
 
 /// An HTTP client for talking to the service.
 pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("an HTTP client")
+}
+
+/// A builder for a client with other settings than [`http_client`]'s.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
     default_service::auth::install_crypto_provider();
-    reqwest::Client::new()
+    reqwest::Client::builder()
 }
 
 impl TestApp {
@@ -218,11 +230,8 @@ pub fn run_to_exit(dir: &std::path::Path, vars: &[(&str, &str)]) -> (ExitStatus,
 
 fn command(dir: &std::path::Path, vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BINARY);
-    command
-        .current_dir(dir)
-        .env_clear()
-        .envs(TEST_VARS.iter().chain(vars).copied())
-        .stdin(Stdio::null());
+    command.current_dir(dir).env_clear().envs(TEST_VARS);
+    command.envs(vars.iter().copied()).stdin(Stdio::null());
     command
 }
 

@@ -76,7 +76,12 @@ pub async fn spawn_app_with<V: AsRef<str>>(vars: &[(&str, V)]) -> TestApp {
 
 /// An HTTP client for talking to the service.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::new()
+    http_client_builder().build().expect("an HTTP client")
+}
+
+/// A builder for a client with other settings than [`http_client`]'s.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
 }
 
 impl TestApp {
@@ -214,11 +219,8 @@ pub fn run_to_exit(dir: &std::path::Path, vars: &[(&str, &str)]) -> (ExitStatus,
 
 fn command(dir: &std::path::Path, vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BINARY);
-    command
-        .current_dir(dir)
-        .env_clear()
-        .envs(TEST_VARS.iter().chain(vars).copied())
-        .stdin(Stdio::null());
+    command.current_dir(dir).env_clear().envs(TEST_VARS);
+    command.envs(vars.iter().copied()).stdin(Stdio::null());
     command
 }
 

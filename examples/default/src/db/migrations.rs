@@ -1,0 +1,9 @@
+//! The migrations, embedded in the binary.
+
+/// A migration: version, description, SQL.
+type Step = (i64, &'static str, &'static str);
+
+const USERS: Step = (1, "users", include_str!("../../migrations/0001_users.sql"));
+
+/// Every migration, in the order they apply.
+pub const MIGRATIONS: &[Step] = &[USERS];

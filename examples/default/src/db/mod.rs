@@ -1,0 +1,235 @@
+//! The database: a connection pool, migrations embedded in the binary, a readiness check.
+//!
+//! The pool connects lazily, so startup never waits for the database. A background task
+//! applies the migrations, retrying with backoff until the database answers; until then
+//! readiness reports the `database` check as failing and queries answer 503. No crash loop.
+
+mod backend;
+mod migrations;
+
+use std::borrow::Cow;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::pool::PoolOptions;
+use sqlx::{Pool, SqlSafeStr};
+
+pub use backend::{Db, try_lock_job};
+
+use crate::health::{CheckResult, HealthCheck, Readiness};
+use crate::settings::{SettingsError, Values};
+
+/// A pool of connections to the service's database.
+pub type DbPool = Pool<Db>;
+
+/// Starts a transaction for writing, as the database needs it (see `BEGIN_WRITE`).
+pub async fn begin_write(pool: &DbPool) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+    pool.begin_with(backend::BEGIN_WRITE).await
+}
+
+/// `DATABASE_*` settings.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// Never printed: it may hold a password.
+    pub url: SecretString,
+    pub max_connections: u32,
+    /// How long a query waits for a free connection before answering 503.
+    pub acquire_timeout: Duration,
+    /// Apply pending migrations at startup.
+    pub migrate: bool,
+}
+
+impl DatabaseSettings {
+    pub(crate) fn from_values(values: &Values<'_>) -> Result<Self, SettingsError> {
+        let url = match (values.get("DATABASE_URL")?, backend::DEFAULT_URL) {
+            (Some(url), _) => url,
+            (None, Some(default)) => default.to_owned(),
+            (None, None) => {
+                return Err(SettingsError::Invalid {
+                    variable: "DATABASE_URL",
+                    value: String::new(),
+                    expected: "the database's URL, e.g. postgres://user:password@host:5432/name",
+                });
+            }
+        };
+        if backend::connect_options(&url).is_err() {
+            return Err(SettingsError::Invalid {
+                variable: "DATABASE_URL",
+                value: redact_password(&url),
+                expected: "a database URL this service can connect to",
+            });
+        }
+        Ok(Self {
+            url: SecretString::from(url),
+            max_connections: values.parse(
+                "DATABASE_MAX_CONNECTIONS",
+                "a whole number of connections, at least 1",
+                "10",
+            )?,
+            acquire_timeout: values.seconds("DATABASE_ACQUIRE_TIMEOUT", "3")?,
+            migrate: values.boolean("DATABASE_MIGRATE", "true")?,
+        })
+    }
+}
+
+/// `scheme://user:password@host/...` with the password replaced, for error messages.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!(
+                "{scheme}://{user}:[redacted]@{host}{}",
+                &rest[authority_end..]
+            )
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// The running database layer; stops its background task when dropped.
+pub struct Database {
+    pool: DbPool,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct State {
+    ready: AtomicBool,
+    last_error: RwLock<Option<String>>,
+}
+
+impl Database {
+    /// Creates the pool (without connecting), starts migrating in the background and
+    /// registers the `database` readiness check.
+    pub fn start(settings: &DatabaseSettings, readiness: &Readiness) -> io::Result<Self> {
+        let options = backend::connect_options(settings.url.expose_secret())
+            .map_err(|e| io::Error::other(format!("DATABASE_URL: {e}")))?;
+        let pool = PoolOptions::<Db>::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(options);
+        let state = Arc::new(State {
+            ready: AtomicBool::new(false),
+            last_error: RwLock::new(None),
+        });
+        readiness.register(DatabaseCheck {
+            pool: pool.clone(),
+            state: Arc::clone(&state),
+        });
+        let task = tokio::spawn(prepare(pool.clone(), settings.migrate, state));
+        Ok(Self { pool, task })
+    }
+
+    pub fn pool(&self) -> DbPool {
+        self.pool.clone()
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Connects and migrates, with backoff, until it succeeds once.
+async fn prepare(pool: DbPool, migrate: bool, state: Arc<State>) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let attempt = async {
+            if migrate {
+                migrator().run(&pool).await.map_err(|e| e.to_string())
+            } else {
+                sqlx::query("SELECT 1")
+                    .execute(&pool)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        };
+        match attempt.await {
+            Ok(()) => {
+                tracing::info!(migrations = migrate, "the database is ready");
+                state.ready.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis(), "the database is not ready");
+                *state
+                    .last_error
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(error);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        migrations::MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Readiness: the migrations have run and the database answers now.
+struct DatabaseCheck {
+    pool: DbPool,
+    state: Arc<State>,
+}
+
+impl HealthCheck for DatabaseCheck {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+
+    fn check(&self) -> std::pin::Pin<Box<dyn Future<Output = CheckResult> + Send + '_>> {
+        Box::pin(async move {
+            if !self.state.ready.load(Ordering::SeqCst) {
+                let error = self
+                    .state
+                    .last_error
+                    .read()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .clone();
+                return Err(error.unwrap_or_else(|| "connecting".into()));
+            }
+            sqlx::query("SELECT 1")
+                .execute(&self.pool)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn passwords_never_reach_error_messages() {
+        assert_eq!(
+            redact_password("postgres://app:s3cret@db:5432/app?sslmode=require"),
+            "postgres://app:[redacted]@db:5432/app?sslmode=require"
+        );
+        assert_eq!(redact_password("sqlite:service.db"), "sqlite:service.db");
+    }
+}

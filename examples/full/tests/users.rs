@@ -1,0 +1,360 @@
+//! The users API, fully integrated: HTTP → auth (a test issuer) → handler → a real
+//! database (a fresh SQLite file, or a fresh PostgreSQL database, per test).
+
+mod helpers;
+
+use helpers::issuer::TestIssuer;
+use helpers::{TestApp, spawn_app_with};
+use serde_json::{Value, json};
+
+struct Harness {
+    issuer: TestIssuer,
+    app: TestApp,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let issuer = TestIssuer::start().await;
+        let app = spawn_app_with(&issuer.settings()).await;
+        app.wait_until_ready().await;
+        Self { issuer, app }
+    }
+
+    /// A token for `sub`, with the admin role when `admin`.
+    fn token(&self, sub: &str, admin: bool) -> String {
+        let roles = if admin {
+            json!(["user", "admin"])
+        } else {
+            json!(["user"])
+        };
+        self.issuer
+            .token()
+            .claim("sub", json!(sub))
+            .claim("preferred_username", json!(format!("{sub}-name")))
+            .claim("email", json!(format!("{sub}@example.test")))
+            .claim("realm_access", json!({ "roles": roles }))
+            .sign()
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .app
+            .client
+            .request(method, format!("{}{path}", self.app.address))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the request is answered");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn put_me(&self, token: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, "/api/v1/users/me", token, Some(body))
+            .await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, token, None).await
+    }
+}
+
+#[tokio::test]
+async fn put_me_creates_the_profile_from_the_token_then_updates_it() {
+    let harness = Harness::start().await;
+    let token = harness.token("ada", false);
+
+    let (status, created) = harness.put_me(&token, json!({})).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["id"], "ada");
+    assert_eq!(
+        created["display_name"], "ada-name",
+        "from preferred_username"
+    );
+    assert_eq!(created["email"], "ada@example.test", "from the email claim");
+
+    let (status, updated) = harness
+        .put_me(&token, json!({ "display_name": "Ada L." }))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(updated["display_name"], "Ada L.");
+    assert_eq!(updated["created_at"], created["created_at"]);
+
+    let (status, me) = harness.get("/api/v1/users/me", &token).await;
+    assert_eq!(status, 200);
+    assert_eq!(me, updated);
+}
+
+#[tokio::test]
+async fn get_me_is_404_before_the_profile_exists() {
+    let harness = Harness::start().await;
+
+    let (status, problem) = harness
+        .get("/api/v1/users/me", &harness.token("nobody", false))
+        .await;
+
+    assert_eq!(status, 404);
+    assert_eq!(problem["status"], 404);
+}
+
+#[tokio::test]
+async fn invalid_input_is_a_422_naming_the_field() {
+    let harness = Harness::start().await;
+    let token = harness.token("ada", false);
+
+    for (body, field) in [
+        (json!({ "display_name": "x".repeat(101) }), "display_name"),
+        (json!({ "display_name": "   " }), "display_name"),
+        (json!({ "email": "not-an-email" }), "email"),
+    ] {
+        let (status, problem) = harness.put_me(&token, body).await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(problem["invalid-params"][0]["name"], field, "{problem}");
+    }
+    // Nothing was written.
+    assert_eq!(harness.get("/api/v1/users/me", &token).await.0, 404);
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_precise_4xx_answers() {
+    let harness = Harness::start().await;
+    let token = harness.token("ada", false);
+    let url = format!("{}/api/v1/users/me", harness.app.address);
+    let send = |content_type: &'static str, body: &'static str| {
+        harness
+            .app
+            .client
+            .put(&url)
+            .bearer_auth(&token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+
+    assert_eq!(send("application/json", "{").await.unwrap().status(), 400);
+    assert_eq!(
+        send("application/json", r#"{"nickname":"x"}"#)
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
+    assert_eq!(send("text/plain", "{}").await.unwrap().status(), 415);
+}
+
+#[tokio::test]
+async fn an_email_used_by_another_user_is_a_409_and_changes_nothing() {
+    let harness = Harness::start().await;
+    let ada = harness.token("ada", false);
+    let bob = harness.token("bob", false);
+    harness
+        .put_me(&ada, json!({ "email": "shared@example.test" }))
+        .await;
+    let (_, bob_before) = harness.put_me(&bob, json!({ "display_name": "Bob" })).await;
+
+    let (status, problem) = harness
+        .put_me(
+            &bob,
+            json!({ "display_name": "Bobby", "email": "shared@example.test" }),
+        )
+        .await;
+
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(
+        harness.get("/api/v1/users/me", &bob).await.1,
+        bob_before,
+        "rolled back"
+    );
+}
+
+#[tokio::test]
+async fn listing_users_needs_the_admin_role_and_pages_in_a_stable_order() {
+    let harness = Harness::start().await;
+    for sub in ["carol", "alice", "erin", "bob", "dave"] {
+        harness.put_me(&harness.token(sub, false), json!({})).await;
+    }
+    assert_eq!(
+        harness
+            .get("/api/v1/users", &harness.token("alice", false))
+            .await
+            .0,
+        403
+    );
+    let admin = harness.token("root", true);
+
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/users?limit=2".to_owned();
+    loop {
+        let (status, page) = harness.get(&path, &admin).await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(
+            items
+                .iter()
+                .map(|user| user["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/v1/users?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["alice", "bob", "carol", "dave", "erin"]);
+
+    let (status, problem) = harness.get("/api/v1/users?limit=1000", &admin).await;
+    assert_eq!(status, 422);
+    assert_eq!(problem["invalid-params"][0]["name"], "limit");
+}
+
+#[tokio::test]
+async fn admins_read_and_delete_users_by_id() {
+    let harness = Harness::start().await;
+    let ada = harness.token("ada", false);
+    harness.put_me(&ada, json!({})).await;
+    let admin = harness.token("root", true);
+
+    assert_eq!(
+        harness.get("/api/v1/users/ada", &admin).await.1["id"],
+        "ada"
+    );
+    assert_eq!(harness.get("/api/v1/users/ghost", &admin).await.0, 404);
+    assert_eq!(
+        harness.get("/api/v1/users/ada", &ada).await.0,
+        403,
+        "not an admin"
+    );
+
+    let delete = reqwest::Method::DELETE;
+    let (ada_path, ghost_path) = ("/api/v1/users/ada", "/api/v1/users/ghost");
+    assert_eq!(
+        harness.send(delete.clone(), ada_path, &admin, None).await.0,
+        204
+    );
+    let again = harness.send(delete.clone(), ada_path, &admin, None).await;
+    assert_eq!(again.0, 404, "already deleted");
+    assert_eq!(harness.send(delete, ghost_path, &admin, None).await.0, 404);
+    assert_eq!(harness.get("/api/v1/users/ada", &admin).await.0, 404);
+    assert_eq!(harness.get("/api/v1/users/me", &ada).await.0, 404);
+    let (_, page) = harness.get("/api/v1/users", &admin).await;
+    assert_eq!(page["items"], json!([]));
+}
+
+#[tokio::test]
+async fn the_users_api_needs_a_token() {
+    let harness = Harness::start().await;
+
+    assert_eq!(harness.app.get("/api/v1/users/me").await.status(), 401);
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_reported_by_readiness_and_answered_with_503() {
+    let issuer = TestIssuer::start().await;
+    let mut vars = issuer.settings();
+    vars.push((
+        "DATABASE_URL",
+        helpers::database::UNREACHABLE_URL.to_owned(),
+    ));
+    vars.push(("DATABASE_ACQUIRE_TIMEOUT", "1".to_owned()));
+    let app = spawn_app_with(&vars).await;
+
+    let readiness = app.get("/health/readiness").await;
+    assert_eq!(readiness.status(), 503);
+    let body: Value = readiness.json().await.unwrap();
+    assert_eq!(body["checks"]["database"]["status"], "down", "{body}");
+
+    let response = app
+        .get_with_token("/api/v1/users/me", &issuer.token().sign())
+        .await;
+    assert_eq!(response.status(), 503);
+}
+
+/// SIGTERM while clients write: every acknowledged write is in the database, and no client
+/// sees a reset connection; once the listener closes, new connections are refused.
+#[cfg(unix)]
+#[test]
+fn no_acknowledged_write_is_lost_when_sigterm_arrives_mid_traffic() {
+    let database = helpers::database::TestDatabase::create_blocking();
+    // Locally the service is its own token issuer, so the real binary needs nothing else.
+    let service = helpers::Service::start(&[
+        ("DATABASE_URL", database.url.as_str()),
+        ("DRAIN_TIMEOUT", "10"),
+    ]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let address = service.address.clone();
+
+    let writers = runtime.block_on(async {
+        // One connection per request, as a load balancer's health-checked pool would not
+        // reuse a connection to a draining instance.
+        let client = helpers::http_client_builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let mut writers = Vec::new();
+        for writer in 0..8 {
+            let client = client.clone();
+            let address = address.clone();
+            writers.push(tokio::spawn(async move {
+                let minted: Value = client
+                    .post(format!("{address}/dev-issuer/token"))
+                    .json(&json!({ "sub": format!("writer-{writer}") }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let token = minted["access_token"].as_str().unwrap().to_owned();
+                let mut acknowledged = None;
+                for version in 0.. {
+                    let sent = client
+                        .put(format!("{address}/api/v1/users/me"))
+                        .bearer_auth(&token)
+                        .json(&json!({ "display_name": format!("v{version}") }))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(response) => {
+                            assert!(response.status().is_success(), "{}", response.status());
+                            acknowledged = Some(version);
+                        }
+                        // The listener has closed: the drain is under way.
+                        Err(error) if error.is_connect() => break,
+                        Err(error) => panic!("a request failed during the drain: {error:?}"),
+                    }
+                }
+                (format!("writer-{writer}"), acknowledged)
+            }));
+        }
+        writers
+    });
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let (status, _) = service.terminate();
+    assert!(status.success(), "{status:?}");
+
+    runtime.block_on(async {
+        let pool = sqlx::Pool::<helpers::db::Db>::connect(&database.url)
+            .await
+            .unwrap();
+        for writer in writers {
+            let (id, acknowledged) = writer.await.expect("no writer saw a failed request");
+            let acknowledged = acknowledged.expect("every writer got some writes through");
+            let stored: String = sqlx::query_scalar("SELECT display_name FROM users WHERE id = $1")
+                .bind(&id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(
+                stored,
+                format!("v{acknowledged}"),
+                "{id}'s last acknowledged write"
+            );
+        }
+    });
+}

@@ -1,0 +1,12 @@
+//! The migrations, embedded in the binary.
+
+/// A migration: version, description, SQL.
+type Step = (i64, &'static str, &'static str);
+
+const USERS: Step = (1, "users", include_str!("../../migrations/0001_users.sql"));
+{%- if scheduler %}
+const JOB_RUNS: Step = (2, "jobs", include_str!("../../migrations/0002_jobs.sql"));
+{%- endif %}
+
+/// Every migration, in the order they apply.
+pub const MIGRATIONS: &[Step] = &[USERS{% if scheduler %}, JOB_RUNS{% endif %}];
