@@ -56,7 +56,10 @@ pub struct ServerSettings {
     pub client_request_timeout: Duration,
     /// Largest JSON body a handler accepts, in bytes.
     pub json_body_limit: usize,
-    /// Time in-flight requests get to finish after a shutdown signal.
+    /// Time between the shutdown signal and closing the listener, serving as usual while
+    /// readiness answers 503, so load balancers stop sending traffic first.
+    pub shutdown_delay: Duration,
+    /// Time in-flight requests get to finish once the listener is closed.
     pub drain_timeout: Duration,
 }
 
@@ -143,6 +146,7 @@ impl Settings {
             keep_alive: values.seconds("KEEP_ALIVE", "5")?,
             client_request_timeout: values.seconds("CLIENT_REQUEST_TIMEOUT", "5")?,
             json_body_limit: values.parse("JSON_BODY_LIMIT", "a size in bytes", "262144")?,
+            shutdown_delay: values.seconds("SHUTDOWN_DELAY", if production { "5" } else { "0" })?,
             drain_timeout: values.seconds("DRAIN_TIMEOUT", "30")?,
         };
 

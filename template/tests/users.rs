@@ -275,31 +275,55 @@ async fn an_unreachable_database_is_reported_by_readiness_and_answered_with_503(
     assert_eq!(response.status(), 503);
 }
 
-/// SIGTERM while clients write: every acknowledged write is in the database, and no client
-/// sees a reset connection; once the listener closes, new connections are refused.
+/// SIGTERM while clients write, with clients that stop sending once readiness answers 503
+/// (as a load balancer does): every acknowledged write is in the database, and no request
+/// fails, neither in flight nor during the shutdown delay.
 #[cfg(unix)]
 #[test]
 fn no_acknowledged_write_is_lost_when_sigterm_arrives_mid_traffic() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     let database = helpers::database::TestDatabase::create_blocking();
     // Locally the service is its own token issuer, so the real binary needs nothing else.
     let service = helpers::Service::start(&[
         ("DATABASE_URL", database.url.as_str()),
+        ("SHUTDOWN_DELAY", "1"),
         ("DRAIN_TIMEOUT", "10"),
     ]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let address = service.address.clone();
+    let draining = Arc::new(AtomicBool::new(false));
 
     let writers = runtime.block_on(async {
-        // One connection per request, as a load balancer's health-checked pool would not
-        // reuse a connection to a draining instance.
-        let client = helpers::http_client_builder()
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap();
+        let client = helpers::http_client();
+        // The instance joins the rotation once ready (its database migrated).
+        while client
+            .get(format!("{address}/health/readiness"))
+            .send()
+            .await
+            .map_or(true, |response| response.status() != 200)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // The load balancer: polls readiness and takes the instance out on a 503.
+        let (monitor, readiness) = (client.clone(), format!("{address}/health/readiness"));
+        let flag = Arc::clone(&draining);
+        tokio::spawn(async move {
+            loop {
+                if let Ok(response) = monitor.get(&readiness).send().await
+                    && response.status() == 503
+                {
+                    flag.store(true, Ordering::SeqCst);
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        });
         let mut writers = Vec::new();
         for writer in 0..8 {
-            let client = client.clone();
-            let address = address.clone();
+            let (client, address, draining) =
+                (client.clone(), address.clone(), Arc::clone(&draining));
             writers.push(tokio::spawn(async move {
                 let minted: Value = client
                     .post(format!("{address}/dev-issuer/token"))
@@ -313,21 +337,20 @@ fn no_acknowledged_write_is_lost_when_sigterm_arrives_mid_traffic() {
                 let token = minted["access_token"].as_str().unwrap().to_owned();
                 let mut acknowledged = None;
                 for version in 0.. {
-                    let sent = client
+                    if draining.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let response = client
                         .put(format!("{address}/api/v1/users/me"))
                         .bearer_auth(&token)
                         .json(&json!({ "display_name": format!("v{version}") }))
                         .send()
-                        .await;
-                    match sent {
-                        Ok(response) => {
-                            assert!(response.status().is_success(), "{}", response.status());
-                            acknowledged = Some(version);
-                        }
-                        // The listener has closed: the drain is under way.
-                        Err(error) if error.is_connect() => break,
-                        Err(error) => panic!("a request failed during the drain: {error:?}"),
-                    }
+                        .await
+                        .unwrap_or_else(|error| {
+                            panic!("a request failed during shutdown: {error:?}")
+                        });
+                    assert!(response.status().is_success(), "{}", response.status());
+                    acknowledged = Some(version);
                 }
                 (format!("writer-{writer}"), acknowledged)
             }));
@@ -337,6 +360,10 @@ fn no_acknowledged_write_is_lost_when_sigterm_arrives_mid_traffic() {
     std::thread::sleep(std::time::Duration::from_millis(700));
     let (status, _) = service.terminate();
     assert!(status.success(), "{status:?}");
+    assert!(
+        draining.load(Ordering::SeqCst),
+        "readiness answered 503 before the listener closed"
+    );
 
     runtime.block_on(async {
         let pool = sqlx::Pool::<helpers::db::Db>::connect(&database.url)

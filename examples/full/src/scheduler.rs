@@ -162,7 +162,8 @@ async fn run_forever(
             _ = shutdown.wait_for(|stop| *stop) => Err(RunError::Cancelled),
         };
         let _entered = span.enter();
-        span.record("duration_ms", started.elapsed().as_millis());
+        let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        span.record("duration_ms", elapsed);
         match outcome {
             Ok(summary) => {
                 span.record("outcome", summary.as_str());

@@ -25,6 +25,7 @@ pub struct Application {
     shutdown: watch::Sender<bool>,
     port: u16,
     readiness: Readiness,
+    shutdown_delay: Duration,
     drain_timeout: Duration,
 }
 
@@ -65,6 +66,7 @@ impl Application {
             shutdown,
             port: address.port(),
             readiness,
+            shutdown_delay: server_settings.shutdown_delay,
             drain_timeout: server_settings.drain_timeout,
         })
     }
@@ -85,8 +87,9 @@ impl Application {
         self.run_until(signal).await
     }
 
-    /// Serves until `shutdown` completes. Then readiness turns 503 at once, the listener
-    /// closes and in-flight requests get up to the drain timeout to finish.
+    /// Serves until `shutdown` completes. Then readiness turns 503 at once; after the
+    /// shutdown delay the listener closes and in-flight requests get up to the drain timeout
+    /// to finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let handle = self.server.handle();
         let mut server = std::pin::pin!(self.server);
@@ -96,9 +99,19 @@ impl Application {
         }
         self.readiness.begin_shutdown();
         self.shutdown.send_replace(true);
+        if !self.shutdown_delay.is_zero() {
+            tracing::info!(
+                shutdown_delay_secs = self.shutdown_delay.as_secs(),
+                "shutdown signal received; readiness is 503, serving until load balancers notice"
+            );
+            tokio::select! {
+                result = &mut server => return result,
+                () = tokio::time::sleep(self.shutdown_delay) => {}
+            }
+        }
         tracing::info!(
             drain_timeout_secs = self.drain_timeout.as_secs(),
-            "shutdown signal received; draining in-flight requests"
+            "shutdown signal received; closing the listener and draining in-flight requests"
         );
         // The server future processes the stop command, so both are polled together.
         let (result, ()) = tokio::join!(server, handle.stop(true));

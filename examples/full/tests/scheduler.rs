@@ -1,0 +1,162 @@
+//! The job scheduler against a real database: ticks, retries after failures, the sample
+//! purge job, and one run per tick across replicas.
+
+mod helpers;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use helpers::issuer::TestIssuer;
+use helpers::{TestApp, spawn_app_with};
+use serde_json::{Value, json};
+
+const EVERY_SECOND: (&str, &str) = ("PURGE_DELETED_USERS_SCHEDULE", "every 1s");
+
+async fn pool(app: &TestApp) -> sqlx::Pool<helpers::db::Db> {
+    sqlx::Pool::connect(&app.database.url).await.unwrap()
+}
+
+async fn count(pool: &sqlx::Pool<helpers::db::Db>, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+/// Polls `condition` for up to `seconds`.
+async fn eventually<F: Future<Output = bool>>(
+    seconds: u64,
+    mut condition: impl FnMut() -> F,
+) -> bool {
+    for _ in 0..seconds * 10 {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn the_purge_job_removes_users_deleted_long_enough_ago() {
+    let issuer = TestIssuer::start().await;
+    let mut vars = issuer.settings();
+    vars.push((EVERY_SECOND.0, EVERY_SECOND.1.to_owned()));
+    vars.push(("PURGE_DELETED_USERS_AFTER_DAYS", "0".to_owned()));
+    let app = spawn_app_with(&vars).await;
+    app.wait_until_ready().await;
+    let admin = issuer
+        .token()
+        .claim("sub", json!("root"))
+        .claim("realm_access", json!({ "roles": ["admin"] }))
+        .sign();
+    for sub in ["ada", "bob"] {
+        let token = issuer
+            .token()
+            .claim("sub", json!(sub))
+            .claim("email", json!(format!("{sub}@x.test")))
+            .sign();
+        let response = app
+            .client
+            .put(format!("{}/api/v1/users/me", app.address))
+            .bearer_auth(token)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let deleted = app
+        .client
+        .delete(format!("{}/api/v1/users/ada", app.address))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+
+    let pool = pool(&app).await;
+    let purged = eventually(5, || async {
+        count(&pool, "SELECT COUNT(*) FROM users WHERE id = 'ada'").await == 0
+    })
+    .await;
+
+    assert!(purged, "the deleted user is purged within a few ticks");
+    assert_eq!(
+        count(&pool, "SELECT COUNT(*) FROM users WHERE id = 'bob'").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_failed_run_is_rolled_back_and_tried_again_at_the_next_tick() {
+    let issuer = TestIssuer::start().await;
+    let mut vars = issuer.settings();
+    vars.push((EVERY_SECOND.0, EVERY_SECOND.1.to_owned()));
+    let app = spawn_app_with(&vars).await;
+    app.wait_until_ready().await;
+    let pool = pool(&app).await;
+    // The job's table disappears: every run fails until it is back.
+    sqlx::query("ALTER TABLE users RENAME TO users_away")
+        .execute(&pool)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        count(&pool, "SELECT COUNT(*) FROM job_runs").await,
+        0,
+        "failed runs leave no claim behind"
+    );
+    assert_eq!(
+        app.get("/health/liveness").await.status(),
+        200,
+        "the process goes on"
+    );
+
+    sqlx::query("ALTER TABLE users_away RENAME TO users")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let recovered = eventually(5, || async {
+        count(&pool, "SELECT COUNT(*) FROM job_runs").await > 0
+    })
+    .await;
+
+    assert!(recovered, "the next tick runs the job");
+}
+
+/// Two replicas on one database: each tick is run by exactly one of them.
+#[cfg(unix)]
+#[test]
+fn two_replicas_on_one_database_run_each_tick_once() {
+    let database = helpers::database::TestDatabase::create_blocking();
+    let vars = [
+        ("DATABASE_URL", database.url.as_str()),
+        ("LOG_JSON_OUTPUT", "true"),
+        EVERY_SECOND,
+    ];
+    let first = helpers::Service::start(&vars);
+    let second = helpers::Service::start(&vars);
+    std::thread::sleep(Duration::from_millis(4_500));
+    let (_, mut lines) = first.terminate();
+    lines.extend(second.terminate().1);
+
+    // tick → (runs, skips) across both replicas
+    let mut ticks: BTreeMap<u64, (u32, u32)> = BTreeMap::new();
+    for line in &lines {
+        let Ok(record) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let entry = || record["tick"].as_u64().unwrap();
+        // Events inside the job's span read "[JOB - EVENT] <message>".
+        let message = record["msg"].as_str().unwrap_or_default();
+        if message.ends_with("job run finished") {
+            ticks.entry(entry()).or_default().0 += 1;
+        } else if message.ends_with("job run skipped") {
+            ticks.entry(entry()).or_default().1 += 1;
+        }
+    }
+    assert!(ticks.values().all(|(runs, _)| *runs == 1), "{ticks:?}");
+    assert!(ticks.len() >= 3, "the job ran every second: {ticks:?}");
+    assert!(
+        ticks.values().any(|(_, skips)| *skips > 0),
+        "the other replica stood aside: {ticks:?}"
+    );
+}
