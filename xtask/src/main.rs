@@ -407,7 +407,7 @@ fn end_to_end(postgres: &postgres::Postgres) -> Result {
     Ok(())
 }
 
-/// The hooks turn away answers that cannot make a working service, naming the answer.
+/// The hooks turn away answers that cannot make a working service, naming the answers.
 fn hooks() -> Result {
     let refused = [
         ("9lives", "must start with a lowercase letter"),
@@ -418,18 +418,40 @@ fn hooks() -> Result {
         ),
     ];
     for (name, reason) in refused {
-        let scratch = Scratch::new("hooks")?;
-        match run_cargo_generate(&scratch, name, None, &[]) {
-            Ok(_) => return Err(format!("the init hook accepted the project name {name:?}")),
-            Err(message) if message.contains(reason) => println!("{name:?} refused: {reason}"),
-            Err(message) => {
-                return Err(format!(
-                    "{name:?} was refused without saying {reason:?}: {message}"
-                ));
-            }
-        }
+        expect_refusal(name, &[], reason)?;
+    }
+    // Combinations of answers that cannot work are refused, naming the answers.
+    let combinations: [(&[&str], &str); 2] = [
+        (
+            &["auth=none", "database=sqlite"],
+            "database=sqlite needs auth=oidc",
+        ),
+        (
+            &["database=none", "scheduler=true"],
+            "scheduler=true needs a database (database=none)",
+        ),
+    ];
+    for (defines, reason) in combinations {
+        let defines: Vec<String> = defines.iter().map(|d| (*d).to_owned()).collect();
+        expect_refusal("combo-service", &defines, reason)?;
     }
     Ok(())
+}
+
+/// Generation with these answers must fail, and say `reason`.
+fn expect_refusal(name: &str, defines: &[String], reason: &str) -> Result {
+    let scratch = Scratch::new("hooks")?;
+    let answers = format!("{name} {}", defines.join(" "));
+    match run_cargo_generate(&scratch, name, None, defines) {
+        Ok(_) => Err(format!("the hooks accepted {answers}")),
+        Err(message) if message.contains(reason) => {
+            println!("refused {answers}: {reason}");
+            Ok(())
+        }
+        Err(message) => Err(format!(
+            "{answers} was refused without saying {reason:?}: {message}"
+        )),
+    }
 }
 
 fn cargo() -> Command {
