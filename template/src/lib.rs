@@ -10,6 +10,7 @@ pub mod auth;
 pub mod db;
 {% endif -%}
 pub mod health;
+pub mod policies;
 pub mod problem;
 pub mod request_id;
 {% if scheduler -%}

@@ -8,6 +8,7 @@ use std::fmt;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::InternalError;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
@@ -62,9 +63,18 @@ pub async fn propagate(
         .unwrap_or_else(RequestId::generate);
     let header = id.header_value();
     request.extensions_mut().insert(id);
-    let mut response = next.call(request).await?;
-    response.headers_mut().insert(REQUEST_ID_HEADER, header);
-    Ok(response)
+    match next.call(request).await {
+        Ok(mut response) => {
+            response.headers_mut().insert(REQUEST_ID_HEADER, header);
+            Ok(response)
+        }
+        // An error becomes a response only past this middleware: give that response the id.
+        Err(error) => {
+            let mut response = error.error_response();
+            response.headers_mut().insert(REQUEST_ID_HEADER, header);
+            Err(InternalError::from_response(error, response).into())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -147,6 +147,18 @@ async fn malformed_bodies_get_precise_4xx_answers() {
         422
     );
     assert_eq!(send("text/plain", "{}").await.unwrap().status(), 415);
+    let oversize = format!(r#"{{"display_name":"{}"}}"#, "x".repeat(300_000));
+    let too_large = harness
+        .app
+        .client
+        .put(&url)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(oversize)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_large.status(), 413, "over JSON_BODY_LIMIT");
 }
 
 #[tokio::test]

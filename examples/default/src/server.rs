@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::health::{self, Readiness};
+use crate::policies;
 use crate::problem;
 use crate::request_id;
 use crate::settings::Settings;
@@ -46,8 +47,15 @@ impl Application {
 
         let app_readiness = readiness.clone();
         let json_body_limit = server_settings.json_body_limit;
+        let request_timeout = server_settings.request_timeout;
+        let cors_allowed_origins = server_settings.cors_allowed_origins.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(move |request, next| {
+                    policies::time_limit(request_timeout, request, next)
+                }))
+                .wrap(policies::cors(&cors_allowed_origins))
+                .wrap(policies::security_headers())
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(request_id::propagate))
                 .app_data(web::Data::new(app_readiness.clone()))

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod db;
 pub mod health;
+pub mod policies;
 pub mod problem;
 pub mod request_id;
 pub mod scheduler;

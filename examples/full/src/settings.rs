@@ -50,6 +50,10 @@ pub struct ServerSettings {
     pub client_request_timeout: Duration,
     /// Largest JSON body a handler accepts, in bytes.
     pub json_body_limit: usize,
+    /// Longest a request may take before it is answered with 503; zero disables the limit.
+    pub request_timeout: Duration,
+    /// Browser origins allowed to call the API cross-origin; none by default.
+    pub cors_allowed_origins: Vec<String>,
     /// Time between the shutdown signal and closing the listener, serving as usual while
     /// readiness answers 503, so load balancers stop sending traffic first.
     pub shutdown_delay: Duration,
@@ -140,6 +144,13 @@ impl Settings {
             keep_alive: values.seconds("KEEP_ALIVE", "5")?,
             client_request_timeout: values.seconds("CLIENT_REQUEST_TIMEOUT", "5")?,
             json_body_limit: values.parse("JSON_BODY_LIMIT", "a size in bytes", "262144")?,
+            request_timeout: values.seconds("REQUEST_TIMEOUT", "30")?,
+            cors_allowed_origins: values.with(
+                "CORS_ALLOWED_ORIGINS",
+                "comma-separated origins such as https://app.example.com (scheme and host, no path)",
+                "",
+                parse_origins,
+            )?,
             shutdown_delay: values.seconds("SHUTDOWN_DELAY", if production { "5" } else { "0" })?,
             drain_timeout: values.seconds("DRAIN_TIMEOUT", "30")?,
         };
@@ -204,6 +215,23 @@ fn parse_environment(value: &str) -> Result<Environment, SettingsError> {
             expected: "local or production",
         }),
     }
+}
+
+/// `https://app.example.com,http://localhost:3000`: scheme, host and optional port only.
+fn parse_origins(value: &str) -> Option<Vec<String>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            let (scheme, rest) = origin.split_once("://")?;
+            let host_ok = !rest.is_empty()
+                && rest
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+            (matches!(scheme, "http" | "https") && host_ok).then(|| origin.to_owned())
+        })
+        .collect()
 }
 
 fn parse_bool(value: &str) -> Option<bool> {
@@ -403,6 +431,21 @@ mod tests {
             error.to_string(),
             "invalid setting LOG_LEVEL=\"loud\": expected one of trace, debug, info, warn, error, off"
         );
+    }
+
+    #[test]
+    fn cors_origins_are_listed_explicitly() {
+        let listed = settings(&[(
+            "CORS_ALLOWED_ORIGINS",
+            "https://app.example.com, http://localhost:3000",
+        )])
+        .unwrap();
+        assert_eq!(
+            listed.server.cors_allowed_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        let default = settings(&[]).unwrap();
+        assert!(default.server.cors_allowed_origins.is_empty());
     }
 
     #[test]

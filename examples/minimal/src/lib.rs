@@ -3,6 +3,7 @@
 //! application on port 0.
 
 pub mod health;
+pub mod policies;
 pub mod problem;
 pub mod request_id;
 pub mod server;

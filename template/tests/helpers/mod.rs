@@ -106,7 +106,8 @@ pub fn http_client_builder() -> reqwest::ClientBuilder {
 {%- if auth == "oidc" %}
     {{crate_name}}::auth::install_crypto_provider();
 {%- endif %}
-    reqwest::Client::builder()
+    // A service that never answers fails the test instead of hanging it.
+    reqwest::Client::builder().timeout(Duration::from_secs(30))
 }
 
 impl TestApp {

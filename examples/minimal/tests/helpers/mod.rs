@@ -81,7 +81,8 @@ pub fn http_client() -> reqwest::Client {
 
 /// A builder for a client with other settings than [`http_client`]'s.
 pub fn http_client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+    // A service that never answers fails the test instead of hanging it.
+    reqwest::Client::builder().timeout(Duration::from_secs(30))
 }
 
 impl TestApp {
