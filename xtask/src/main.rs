@@ -99,7 +99,19 @@ fn check_examples() -> Result {
     for answers in answers()? {
         let generated = expand(&scratch, &answers)?;
         let example = root().join("examples").join(&answers.name);
-        let differences = compare(&generated, &example)?;
+        let mut differences = compare(&generated, &example)?;
+        // The answers a service records let it be generated again, identically: the upgrade path.
+        let recorded = example.join("template-answers.toml");
+        if recorded.exists() {
+            let again_scratch = Scratch::new("again")?;
+            let name = format!("{}-service", answers.name);
+            let again = run_cargo_generate(&again_scratch, &name, Some(&recorded), &[])?;
+            differences.extend(
+                compare(&again, &example)?.into_iter().map(|difference| {
+                    format!("regenerated from template-answers.toml: {difference}")
+                }),
+            );
+        }
         if differences.is_empty() {
             println!("examples/{} matches the template", answers.name);
         } else {
@@ -435,6 +447,29 @@ fn hooks() -> Result {
         let defines: Vec<String> = defines.iter().map(|d| (*d).to_owned()).collect();
         expect_refusal("combo-service", &defines, reason)?;
     }
+    // Recorded answers survive quotes and backslashes: generating again from them gives
+    // the same service.
+    let scratch = Scratch::new("answers")?;
+    let tricky = [
+        r#"description=Says "hi" \o/"#.to_owned(),
+        "auth=none".into(),
+        "database=none".into(),
+    ];
+    let first = run_cargo_generate(&scratch, "quoted-service", None, &tricky)?;
+    let again_scratch = Scratch::new("answers-again")?;
+    let again = run_cargo_generate(
+        &again_scratch,
+        "quoted-service",
+        Some(&first.join("template-answers.toml")),
+        &[],
+    )?;
+    let differences = compare(&again, &first)?;
+    if !differences.is_empty() {
+        return Err(format!(
+            "recorded answers do not round-trip: {differences:?}"
+        ));
+    }
+    println!("recorded answers round-trip, quotes and backslashes included");
     Ok(())
 }
 
