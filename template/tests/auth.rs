@@ -5,7 +5,7 @@ mod helpers;
 
 use std::time::Duration;
 
-use helpers::issuer::{SigningKey, TestIssuer, now};
+use helpers::issuer::{SigningKey, TestIssuer, dev_issuer_token, now};
 use helpers::{TestApp, spawn_app_with};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
@@ -455,17 +455,8 @@ async fn the_development_issuer_mints_tokens_the_service_accepts() {
     let app = spawn_app_with::<&str>(&[]).await;
     app.wait_until_ready().await;
 
-    let minted: Value = app
-        .client
-        .post(format!("{}/dev-issuer/token", app.address))
-        .json(&json!({ "sub": "dev-alice", "roles": ["admin"], "scope": "read" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = minted["access_token"].as_str().expect("a token");
+    let request = json!({ "sub": "dev-alice", "roles": ["admin"], "scope": "read" });
+    let token = &dev_issuer_token(&app.client, &app.address, request).await;
 
     let me: Value = app
         .get_with_token("/api/v1/me", token)
@@ -556,16 +547,7 @@ fn a_refused_token_is_logged_with_reason_kid_and_issuer_but_never_the_token() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (token, status) = runtime.block_on(async {
         let client = helpers::http_client();
-        let minted: Value = client
-            .post(format!("{}/dev-issuer/token", service.address))
-            .json(&json!({ "sub": "alice" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = minted["access_token"].as_str().unwrap().to_owned();
+        let token = dev_issuer_token(&client, &service.address, json!({ "sub": "alice" })).await;
         // Same header and claims, another signature.
         let (signed, _) = token.rsplit_once('.').unwrap();
         let forged = format!("{signed}.{}", "A".repeat(86));

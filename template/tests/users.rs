@@ -3,7 +3,7 @@
 
 mod helpers;
 
-use helpers::issuer::TestIssuer;
+use helpers::issuer::{TestIssuer, dev_issuer_token};
 use helpers::{TestApp, spawn_app_with};
 use serde_json::{Value, json};
 
@@ -337,16 +337,8 @@ fn no_acknowledged_write_is_lost_when_sigterm_arrives_mid_traffic() {
             let (client, address, draining) =
                 (client.clone(), address.clone(), Arc::clone(&draining));
             writers.push(tokio::spawn(async move {
-                let minted: Value = client
-                    .post(format!("{address}/dev-issuer/token"))
-                    .json(&json!({ "sub": format!("writer-{writer}") }))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let token = minted["access_token"].as_str().unwrap().to_owned();
+                let request = json!({ "sub": format!("writer-{writer}") });
+                let token = dev_issuer_token(&client, &address, request).await;
                 let mut acknowledged = None;
                 for version in 0.. {
                     if draining.load(Ordering::SeqCst) {

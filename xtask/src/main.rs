@@ -294,7 +294,8 @@ fn copy_tree(from: &Path, to: &Path) -> Result {
 }
 
 /// Every workflow the repository holds or generates, linted with actionlint and zizmor;
-/// every compose file validated with `docker-compose config`, every JSON file parsed.
+/// every Dockerfile with hadolint; every compose file validated with
+/// `docker-compose config`; every JSON file parsed.
 fn lint() -> Result {
     let root = root();
     let mut workflows = Vec::new();
@@ -316,6 +317,12 @@ fn lint() -> Result {
 
     for answers in answers()? {
         let example = root.join("examples").join(&answers.name);
+        if example.join("Dockerfile").exists() {
+            run(Command::new(tools::python_tool("hadolint")?)
+                .arg("Dockerfile")
+                .current_dir(&example))?;
+            println!("examples/{}/Dockerfile passes hadolint", answers.name);
+        }
         if example.join("compose.yaml").exists() {
             run(Command::new(tools::docker_compose()?)
                 .args(["--file", "compose.yaml", "config", "--quiet"])
@@ -345,7 +352,7 @@ fn test() -> Result {
     check_examples()?;
     section("hooks refuse bad answers");
     hooks()?;
-    section("workflows, compose files and JSON");
+    section("workflows, Dockerfiles, compose files and JSON");
     lint()?;
     section("format");
     run(cargo().args(["fmt", "--all", "--check"]))?;

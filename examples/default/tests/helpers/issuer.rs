@@ -318,6 +318,24 @@ impl TokenBuilder {
     }
 }
 
+/// A token from the development issuer of the service at `address`, for `request`
+/// (`{"sub": ..., "roles": [...], "scope": ...}`).
+pub async fn dev_issuer_token(client: &reqwest::Client, address: &str, request: Value) -> String {
+    let minted: Value = client
+        .post(format!("{address}/dev-issuer/token"))
+        .json(&request)
+        .send()
+        .await
+        .expect("the development issuer answers")
+        .json()
+        .await
+        .expect("a token response");
+    minted["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no access token in {minted}"))
+        .to_owned()
+}
+
 /// The service's token validator, trusting `jwks` for `issuer` (no HTTP involved).
 pub fn validator(
     issuer: &str,
