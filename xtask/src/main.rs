@@ -294,7 +294,8 @@ fn copy_tree(from: &Path, to: &Path) -> Result {
 }
 
 /// Every workflow the repository holds or generates, linted with actionlint and zizmor;
-/// every Dockerfile with hadolint; every compose file validated with
+/// every Dockerfile with hadolint; every kustomize overlay rendered and validated against
+/// the Kubernetes schemas; every compose file validated with
 /// `docker-compose config`; every JSON file parsed.
 fn lint() -> Result {
     let root = root();
@@ -323,6 +324,16 @@ fn lint() -> Result {
                 .current_dir(&example))?;
             println!("examples/{}/Dockerfile passes hadolint", answers.name);
         }
+        for overlay in ["staging", "production"] {
+            let overlay_dir = example.join("deploy/overlays").join(overlay);
+            if overlay_dir.exists() {
+                validate_kustomization(&overlay_dir)?;
+                println!(
+                    "examples/{}/deploy/overlays/{overlay} renders and validates",
+                    answers.name
+                );
+            }
+        }
         if example.join("compose.yaml").exists() {
             run(Command::new(tools::docker_compose()?)
                 .args(["--file", "compose.yaml", "config", "--quiet"])
@@ -342,6 +353,29 @@ fn lint() -> Result {
     Ok(())
 }
 
+/// Renders a kustomize overlay offline and validates every manifest against the
+/// Kubernetes schemas, strictly (unknown fields are errors).
+fn validate_kustomization(overlay: &Path) -> Result {
+    let rendered = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(overlay)
+        .output()
+        .map_err(|e| format!("kubectl (needed to render {}): {e}", overlay.display()))?;
+    if !rendered.status.success() {
+        return Err(format!(
+            "kubectl kustomize {} failed: {}",
+            overlay.display(),
+            String::from_utf8_lossy(&rendered.stderr)
+        ));
+    }
+    let scratch = Scratch::new("kustomize")?;
+    let manifests = scratch.path.join("manifests.yaml");
+    fs::write(&manifests, &rendered.stdout).map_err(|e| e.to_string())?;
+    run(Command::new(tools::python_tool("kubernetes-validate")?)
+        .args(["--kubernetes-version", "1.32.0", "--strict", "--quiet"])
+        .arg(&manifests))
+}
+
 /// The whole suite, cheapest checks first.
 fn test() -> Result {
     section("tools");
@@ -352,7 +386,7 @@ fn test() -> Result {
     check_examples()?;
     section("hooks refuse bad answers");
     hooks()?;
-    section("workflows, Dockerfiles, compose files and JSON");
+    section("workflows, Dockerfiles, Kubernetes manifests, compose files and JSON");
     lint()?;
     section("format");
     run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -440,7 +474,7 @@ fn hooks() -> Result {
         expect_refusal(name, &[], reason)?;
     }
     // Combinations of answers that cannot work are refused, naming the answers.
-    let combinations: [(&[&str], &str); 2] = [
+    let combinations: [(&[&str], &str); 3] = [
         (
             &["auth=none", "database=sqlite"],
             "database=sqlite needs auth=oidc",
@@ -448,6 +482,10 @@ fn hooks() -> Result {
         (
             &["database=none", "scheduler=true"],
             "scheduler=true needs a database (database=none)",
+        ),
+        (
+            &["database=sqlite", "kubernetes=true"],
+            "kubernetes=true with database=sqlite",
         ),
     ];
     for (defines, reason) in combinations {
