@@ -335,9 +335,13 @@ fn lint() -> Result {
             }
         }
         if example.join("compose.yaml").exists() {
-            run(Command::new(tools::docker_compose()?)
-                .args(["--file", "compose.yaml", "config", "--quiet"])
-                .current_dir(&example))?;
+            let mut compose = Command::new(tools::docker_compose()?);
+            compose.args(["--file", "compose.yaml"]);
+            let devcontainer = ".devcontainer/compose.devcontainer.yaml";
+            if example.join(devcontainer).exists() {
+                compose.args(["--file", devcontainer]);
+            }
+            run(compose.args(["config", "--quiet"]).current_dir(&example))?;
             println!("examples/{}/compose.yaml is valid", answers.name);
         }
         for json in walk(&example)?
