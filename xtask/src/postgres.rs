@@ -81,10 +81,7 @@ fn server_binaries() -> Result<PathBuf> {
     if let Some(dir) = find() {
         return Ok(dir);
     }
-    println!("installing PostgreSQL from Debian's packages");
-    run(Command::new("apt-get")
-        .args(["install", "--yes", "--quiet", "--quiet", "postgresql"])
-        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    crate::tools::apt_install("postgresql")?;
     find().ok_or_else(|| "PostgreSQL's initdb is still not found after installing it".into())
 }
 

@@ -81,16 +81,22 @@ pub fn docker_compose() -> Result<PathBuf> {
             .is_ok_and(|out| out.status.success())
     };
     if !works(&binary) {
-        println!("installing docker-compose from Debian's packages");
-        let install = || {
-            run(Command::new("apt-get")
-                .args(["install", "--yes", "--quiet", "--quiet", "docker-compose"])
-                .env("DEBIAN_FRONTEND", "noninteractive"))
-        };
-        if install().is_err() {
-            run(Command::new("apt-get").args(["update", "--quiet", "--quiet"]))?;
-            install()?;
-        }
+        apt_install("docker-compose")?;
     }
     Ok(binary)
+}
+
+/// Installs a Debian package (as root), refreshing the package lists if the first try fails.
+pub fn apt_install(package: &str) -> Result {
+    println!("installing {package} from Debian's packages");
+    let install = || {
+        run(Command::new("apt-get")
+            .args(["install", "--yes", "--quiet", "--quiet", package])
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    if install().is_err() {
+        run(Command::new("apt-get").args(["update", "--quiet", "--quiet"]))?;
+        install()?;
+    }
+    Ok(())
 }
