@@ -75,6 +75,7 @@ impl Application {
                 .configure(health::routes)
 {%- if database != "none" %}
                 .app_data(pool.clone())
+                // Before the sample API: its `/api/v1` scope would take `/api/v1/users` too.
                 .configure(crate::users::routes)
 {%- endif %}
 {%- if auth == "oidc" %}

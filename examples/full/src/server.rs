@@ -64,6 +64,7 @@ impl Application {
                 .app_data(problem::query_config())
                 .configure(health::routes)
                 .app_data(pool.clone())
+                // Before the sample API: its `/api/v1` scope would take `/api/v1/users` too.
                 .configure(crate::users::routes)
                 .configure(|config| auth_routes.configure(config))
                 .configure(crate::api::routes)
