@@ -160,3 +160,55 @@ fn two_replicas_on_one_database_run_each_tick_once() {
         "the other replica stood aside: {ticks:?}"
     );
 }
+
+/// SIGTERM while a run is stuck in the database: the run is cancelled, its transaction rolls
+/// back, and the process exits without waiting for it.
+#[cfg(unix)]
+#[test]
+fn shutdown_cancels_a_run_in_progress_and_rolls_it_back() {
+    let database = helpers::database::TestDatabase::create_blocking();
+    let vars = [
+        ("DATABASE_URL", database.url.as_str()),
+        ("LOG_JSON_OUTPUT", "true"),
+        EVERY_SECOND,
+    ];
+    let mut service = helpers::Service::start(&vars);
+    service
+        .wait_for_line(|line| line.contains("job run finished"))
+        .expect("the job runs");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let lock = runtime.block_on(helpers::database::block_user_writes(&database.url));
+
+    // The next run starts and waits for the lock.
+    service
+        .wait_for_line(|line| line.contains("[JOB - START]"))
+        .expect("a run starts");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let (status, lines) = service.terminate();
+
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "shutdown did not wait for the run"
+    );
+    let cancelled = lines
+        .iter()
+        .find(|line| line.contains("job run cancelled by shutdown"))
+        .expect("the run is reported cancelled");
+    let tick = serde_json::from_str::<Value>(cancelled).unwrap()["tick"]
+        .as_i64()
+        .unwrap();
+    runtime.block_on(async {
+        drop(lock);
+        let pool = sqlx::Pool::<helpers::db::Db>::connect(&database.url)
+            .await
+            .unwrap();
+        let claimed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_runs WHERE tick = $1")
+            .bind(tick)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(claimed, 0, "the cancelled run's claim was rolled back");
+    });
+}

@@ -20,3 +20,14 @@ impl TestDatabase {
         Self { url, _dir: dir }
     }
 }
+
+/// Makes every write wait until the returned transaction ends (SQLite has one writer): a
+/// way to catch a job in the middle of its run.
+pub async fn block_user_writes(url: &str) -> sqlx::Transaction<'static, super::db::Db> {
+    let pool = sqlx::SqlitePool::connect(url)
+        .await
+        .expect("the test database opens");
+    pool.begin_with("BEGIN IMMEDIATE")
+        .await
+        .expect("the write lock is taken")
+}

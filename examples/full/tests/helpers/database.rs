@@ -46,3 +46,17 @@ impl TestDatabase {
             .block_on(Self::create())
     }
 }
+
+/// Makes every write to `users` wait until the returned transaction ends: a way to catch a
+/// job in the middle of its run.
+pub async fn block_user_writes(url: &str) -> sqlx::Transaction<'static, super::db::Db> {
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .expect("the test database answers");
+    let mut transaction = pool.begin().await.expect("a transaction");
+    sqlx::query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *transaction)
+        .await
+        .expect("the users table is locked");
+    transaction
+}
