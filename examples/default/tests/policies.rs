@@ -4,7 +4,7 @@ mod helpers;
 
 use std::time::Duration;
 
-use helpers::{CheckResult, HealthCheck, spawn_app, spawn_app_with};
+use helpers::{CheckResult, HealthCheck, TestApp, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
@@ -24,47 +24,37 @@ async fn every_response_carries_the_security_headers() {
     }
 }
 
-#[tokio::test]
-async fn cross_origin_requests_are_refused_by_default() {
-    let app = spawn_app().await;
-
-    let preflight = app
-        .client
+/// A browser's CORS preflight for a GET from `origin` that sends an Authorization header.
+async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
+    app.client
         .request(
             reqwest::Method::OPTIONS,
             format!("{}/health/liveness", app.address),
         )
-        .header("origin", "https://evil.example")
+        .header("origin", origin)
         .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cross_origin_requests_are_refused_by_default() {
+    let app = spawn_app().await;
+
+    let preflight = preflight(&app, "https://evil.example").await;
 
     assert!(!preflight.status().is_success(), "{}", preflight.status());
-    assert!(
-        preflight
-            .headers()
-            .get("access-control-allow-origin")
-            .is_none()
-    );
+    let allowed = preflight.headers().get("access-control-allow-origin");
+    assert!(allowed.is_none(), "{allowed:?}");
 }
 
 #[tokio::test]
 async fn listed_origins_may_call_cross_origin() {
     let app = spawn_app_with(&[("CORS_ALLOWED_ORIGINS", "https://app.example")]).await;
 
-    let preflight = app
-        .client
-        .request(
-            reqwest::Method::OPTIONS,
-            format!("{}/health/liveness", app.address),
-        )
-        .header("origin", "https://app.example")
-        .header("access-control-request-method", "GET")
-        .header("access-control-request-headers", "authorization")
-        .send()
-        .await
-        .unwrap();
+    let preflight = preflight(&app, "https://app.example").await;
 
     assert!(preflight.status().is_success(), "{}", preflight.status());
     assert_eq!(

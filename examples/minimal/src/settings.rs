@@ -338,11 +338,13 @@ impl Values<'_> {
     }
 }
 
+/// Shared with the tests of the modules that read their own settings.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+    /// Settings from `vars` alone: no config files, no process environment.
+    pub(crate) fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         // A database URL for the options that need one; ignored by the others.
         let mut all = vec![
             ("CONFIG_DIR", "/nonexistent"),
@@ -352,7 +354,8 @@ mod tests {
         Settings::from_vars(all)
     }
 
-    fn invalid_variable(vars: &[(&str, &str)]) -> &'static str {
+    /// The variable `vars` make invalid.
+    pub(crate) fn invalid_variable(vars: &[(&str, &str)]) -> &'static str {
         match settings(vars) {
             Err(SettingsError::Invalid { variable, .. }) => variable,
             other => panic!("expected an invalid setting, got {other:?}"),

@@ -206,25 +206,9 @@ fn parse_algorithms(value: &str) -> Option<Vec<Algorithm>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::settings::{Settings, SettingsError};
+    use crate::settings::tests::{invalid_variable as refused, settings as load};
 
     use super::Provider;
-
-    fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let mut all = vec![
-            ("CONFIG_DIR", "/nonexistent"),
-            ("DATABASE_URL", "postgres://localhost/test"),
-        ];
-        all.extend_from_slice(vars);
-        Settings::from_vars(all)
-    }
-
-    fn refused(vars: &[(&str, &str)]) -> &'static str {
-        match load(vars) {
-            Err(SettingsError::Invalid { variable, .. }) => variable,
-            other => panic!("expected a refusal, got {other:?}"),
-        }
-    }
 
     #[test]
     fn the_issuer_is_the_configuration_url_without_its_suffix() {
