@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -16,7 +16,7 @@ use crate::health::{self, Readiness};
 use crate::policies;
 use crate::problem;
 use crate::request_id;
-use crate::settings::Settings;
+use crate::settings::{Environment, Settings};
 use crate::telemetry::RequestSpan;
 
 /// A bound, not yet running service. Tests build it on port 0 and ask for the port.
@@ -30,7 +30,8 @@ pub struct Application {
     server: Server,
     /// Turns true when shutdown begins, for background tasks to stop.
     shutdown: watch::Sender<bool>,
-    port: u16,
+    address: SocketAddr,
+    environment: Environment,
     readiness: Readiness,
     shutdown_delay: Duration,
     drain_timeout: Duration,
@@ -93,7 +94,6 @@ impl Application {
             server = server.workers(workers.get());
         }
         let server = server.listen(listener)?.run();
-        tracing::info!(%address, environment = %settings.environment, "listening");
 
         Ok(Self {
 {%- if auth == "oidc" %}
@@ -104,7 +104,8 @@ impl Application {
 {%- endif %}
             server,
             shutdown,
-            port: address.port(),
+            address,
+            environment: settings.environment,
             readiness,
             shutdown_delay: server_settings.shutdown_delay,
             drain_timeout: server_settings.drain_timeout,
@@ -113,7 +114,7 @@ impl Application {
 
     /// The port the listener is bound to (useful when the settings asked for port 0).
     pub fn port(&self) -> u16 {
-        self.port
+        self.address.port()
     }
 
     /// The readiness state, to register dependency checks.
@@ -131,6 +132,8 @@ impl Application {
     /// shutdown delay the listener closes and in-flight requests get up to the drain timeout
     /// to finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        // Logged only now: by the time anyone reads it, the shutdown signals are handled.
+        tracing::info!(address = %self.address, environment = %self.environment, "listening");
         let handle = self.server.handle();
         let mut server = std::pin::pin!(self.server);
         tokio::select! {
