@@ -141,10 +141,6 @@ impl AccessToken {
         }))
     }
 
-    pub fn claims(&self) -> &Claims {
-        &self.0.claims
-    }
-
     /// Scopes from `scope` and `scp`.
     pub fn scopes(&self) -> &BTreeSet<String> {
         &self.0.scopes

@@ -17,7 +17,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use openidconnect::core::CoreProviderMetadata;
 use tokio::sync::Mutex;
 
-use super::settings::{AuthSettings, Provider};
+use super::settings::AuthSettings;
 use crate::health::{CheckResult, HealthCheck};
 
 /// A key ready to verify signatures, with the algorithms it may be used with.
@@ -307,17 +307,6 @@ impl HealthCheck for KeysLoaded {
                 .unwrap_or_else(|| "the provider's keys are not loaded yet".into()))
         };
         Box::pin(std::future::ready(result))
-    }
-}
-
-/// The discovery settings, if the provider is an external one.
-pub fn discovery(settings: &AuthSettings) -> Option<(String, String)> {
-    match &settings.provider {
-        Provider::Discovery {
-            configuration_url,
-            issuer,
-        } => Some((configuration_url.clone(), issuer.clone())),
-        Provider::Development => None,
     }
 }
 

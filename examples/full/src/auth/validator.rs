@@ -61,11 +61,6 @@ impl TokenValidator {
         validator
     }
 
-    /// The issuer every token must carry.
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
     /// Accepts or refuses a bearer token. Every refusal is logged with its reason, the
     /// token's `kid` and `iss`; never the token itself.
     pub async fn validate(&self, token: &str) -> Result<AccessToken, AuthError> {
