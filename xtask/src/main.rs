@@ -65,6 +65,13 @@ struct Answers {
     file: PathBuf,
 }
 
+impl Answers {
+    /// The example's project, package and binary name.
+    fn service(&self) -> String {
+        format!("{}-service", self.name)
+    }
+}
+
 fn answers() -> Result<Vec<Answers>> {
     let dir = root().join("xtask/answers");
     let mut answers = Vec::new();
@@ -95,17 +102,18 @@ fn generate() -> Result {
 
 fn check_examples() -> Result {
     let scratch = Scratch::new("check")?;
+    let all = answers()?;
     let mut drifted = Vec::new();
-    for answers in answers()? {
-        let generated = expand(&scratch, &answers)?;
+    for answers in &all {
+        let generated = expand(&scratch, answers)?;
         let example = root().join("examples").join(&answers.name);
         let mut differences = compare(&generated, &example)?;
         // The answers a service records let it be generated again, identically: the upgrade path.
         let recorded = example.join("template-answers.toml");
         if recorded.exists() {
             let again_scratch = Scratch::new("again")?;
-            let name = format!("{}-service", answers.name);
-            let again = run_cargo_generate(&again_scratch, &name, Some(&recorded), &[])?;
+            let again =
+                run_cargo_generate(&again_scratch, &answers.service(), Some(&recorded), &[])?;
             differences.extend(
                 compare(&again, &example)?.into_iter().map(|difference| {
                     format!("regenerated from template-answers.toml: {difference}")
@@ -123,17 +131,16 @@ fn check_examples() -> Result {
                 .arg(&example)
                 .arg(&generated)
                 .status();
-            drifted.push(answers.name);
+            drifted.push(answers.name.clone());
         }
     }
-    let expected: Vec<String> = answers()?.into_iter().map(|a| a.name).collect();
     for entry in fs::read_dir(root().join("examples")).map_err(|e| e.to_string())? {
         let name = entry
             .map_err(|e| e.to_string())?
             .file_name()
             .to_string_lossy()
             .into_owned();
-        if !expected.contains(&name) {
+        if !all.iter().any(|answers| answers.name == name) {
             drifted.push(format!("{name} (no answers file generates it)"));
         }
     }
@@ -164,8 +171,7 @@ fn new(args: &[String]) -> Result {
 
 /// Generates one example into the scratch directory and returns where it is.
 fn expand(scratch: &Scratch, answers: &Answers) -> Result<PathBuf> {
-    let name = format!("{}-service", answers.name);
-    run_cargo_generate(scratch, &name, Some(&answers.file), &[])
+    run_cargo_generate(scratch, &answers.service(), Some(&answers.file), &[])
 }
 
 /// Runs the pinned cargo-generate on a clean copy of the template files (never the
@@ -413,7 +419,7 @@ fn test() -> Result {
     // features, and an example could pass only thanks to another's.
     for answers in answers()? {
         section(&format!("tests of examples/{}", answers.name));
-        let package = format!("{}-service", answers.name);
+        let package = answers.service();
         run(cargo()
             .args(["test", "--locked", "--package", &package])
             .env("TEST_DATABASE_URL", &postgres.url))?;
@@ -439,7 +445,7 @@ fn end_to_end(postgres: &postgres::Postgres) -> Result {
             "oidc-provider for examples/{} at {}",
             answers.name, provider.issuer
         );
-        let package = format!("{}-service", answers.name);
+        let package = answers.service();
         run(cargo()
             .args([
                 "test",
