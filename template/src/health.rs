@@ -19,6 +19,7 @@ use serde::Serialize;
 /// How long one dependency check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+// ANCHOR: health_check
 /// The result of one check: `Err` carries a short reason, safe to show to callers.
 pub type CheckResult = Result<(), String>;
 
@@ -29,6 +30,7 @@ pub trait HealthCheck: Send + Sync + 'static {
     /// Probes the dependency.
     fn check(&self) -> Pin<Box<dyn Future<Output = CheckResult> + Send + '_>>;
 }
+// ANCHOR_END: health_check
 
 /// Shared readiness state: the registered checks and whether shutdown has begun.
 #[derive(Clone, Default)]
@@ -93,8 +95,9 @@ impl Readiness {
     }
 }
 
-#[derive(Serialize)]
-struct Report {
+/// The readiness report: `up` when every check passes.
+#[derive(Serialize{% if openapi %}, utoipa::ToSchema{% endif %})]
+pub(crate) struct Report {
     status: Status,
     checks: BTreeMap<&'static str, Check>,
 }
@@ -107,8 +110,9 @@ impl Report {
     }
 }
 
-#[derive(Serialize)]
-struct Check {
+/// One dependency check; `error` says why it is down.
+#[derive(Serialize{% if openapi %}, utoipa::ToSchema{% endif %})]
+pub(crate) struct Check {
     status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -130,9 +134,9 @@ impl Check {
     }
 }
 
-#[derive(Serialize, PartialEq, Eq, Clone, Copy)]
+#[derive(Serialize, PartialEq, Eq, Clone, Copy{% if openapi %}, utoipa::ToSchema{% endif %})]
 #[serde(rename_all = "lowercase")]
-enum Status {
+pub(crate) enum Status {
     Up,
     Down,
 }
@@ -146,11 +150,38 @@ pub fn routes(config: &mut web::ServiceConfig) {
     );
 }
 
-async fn liveness() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "alive" }))
+/// Answers as long as the process can serve HTTP.
+{%- if openapi %}
+#[utoipa::path(
+    get,
+    path = "/health/liveness",
+    tag = "health",
+    responses((status = 200, description = "The process is alive", body = Liveness)),
+)]
+{%- endif %}
+pub(crate) async fn liveness() -> HttpResponse {
+    HttpResponse::Ok().json(Liveness { status: "alive" })
 }
 
-async fn readiness(readiness: web::Data<Readiness>) -> HttpResponse {
+/// The liveness answer: `{"status": "alive"}`.
+#[derive(Serialize{% if openapi %}, utoipa::ToSchema{% endif %})]
+pub(crate) struct Liveness {
+    status: &'static str,
+}
+
+/// Runs every registered dependency check; 503 while one fails or shutdown has begun.
+{%- if openapi %}
+#[utoipa::path(
+    get,
+    path = "/health/readiness",
+    tag = "health",
+    responses(
+        (status = 200, description = "Every dependency is up", body = Report),
+        (status = 503, description = "A dependency is down, or the service is shutting down", body = Report),
+    ),
+)]
+{%- endif %}
+pub(crate) async fn readiness(readiness: web::Data<Readiness>) -> HttpResponse {
     let report = readiness.report().await;
     let status = match report.status {
         Status::Up => StatusCode::OK,

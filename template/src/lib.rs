@@ -10,6 +10,15 @@ pub mod auth;
 pub mod db;
 {% endif -%}
 pub mod health;
+{% if metrics -%}
+pub mod metrics;
+{% endif -%}
+{% if openapi -%}
+pub mod openapi;
+{% endif -%}
+{% if otel -%}
+pub mod otel;
+{% endif -%}
 pub mod policies;
 pub mod problem;
 pub mod request_id;

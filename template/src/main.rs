@@ -6,6 +6,13 @@ use {{crate_name}}::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+{%- if openapi %}
+    // `cargo run -- openapi > openapi.json` exports the API description.
+    if std::env::args().nth(1).as_deref() == Some("openapi") {
+        println!("{}", {{crate_name}}::openapi::to_json());
+        return ExitCode::SUCCESS;
+    }
+{%- endif %}
 {%- if auth == "oidc" %}
     {{crate_name}}::auth::install_crypto_provider();
 {%- endif %}
@@ -24,6 +31,9 @@ async fn main() -> ExitCode {
         Ok(application) => application.run_until_stopped().await,
         Err(error) => Err(error),
     };
+{%- if otel %}
+    {{crate_name}}::otel::shutdown();
+{%- endif %}
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

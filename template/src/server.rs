@@ -53,6 +53,23 @@ impl Application {
         let database = crate::db::Database::start(&settings.database, &readiness)?;
         let pool = web::Data::new(database.pool());
 {%- endif %}
+{%- if metrics %}
+        let metrics = crate::metrics::Metrics::install();
+{%- endif %}
+{%- if metrics and database != "none" %}
+        let metrics = metrics.collect_with(database.pool_gauges());
+{%- endif %}
+{%- if metrics %}
+        // On a port of its own, /metrics stays off the public listener.
+        let app_metrics = match settings.metrics.port {
+            Some(port) => {
+                let port = metrics.serve_on(server_settings.host, port, shutdown.subscribe())?;
+                tracing::info!(port, "serving /metrics on its own port");
+                None
+            }
+            None => Some(metrics),
+        };
+{%- endif %}
 {%- if scheduler %}
         crate::scheduler::start(&settings.scheduler, database.pool(), shutdown.subscribe());
 {%- endif %}
@@ -62,6 +79,7 @@ impl Application {
         let request_timeout = server_settings.request_timeout;
         let cors_allowed_origins = server_settings.cors_allowed_origins.clone();
         let mut server = HttpServer::new(move || {
+            // ANCHOR: app
             App::new()
                 .wrap(from_fn(move |request, next| {
                     policies::time_limit(request_timeout, request, next)
@@ -70,10 +88,23 @@ impl Application {
                 .wrap(policies::security_headers())
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(request_id::propagate))
+{%- if metrics %}
+                .wrap(from_fn(crate::metrics::record))
+{%- endif %}
                 .app_data(web::Data::new(app_readiness.clone()))
                 .app_data(problem::json_config(json_body_limit))
                 .app_data(problem::query_config())
                 .configure(health::routes)
+{%- if metrics %}
+                .configure(|config| {
+                    if let Some(metrics) = &app_metrics {
+                        metrics.routes(config);
+                    }
+                })
+{%- endif %}
+{%- if openapi %}
+                .configure(crate::openapi::routes)
+{%- endif %}
 {%- if database != "none" %}
                 .app_data(pool.clone())
                 // Before the sample API: its `/api/v1` scope would take `/api/v1/users` too.
@@ -84,6 +115,7 @@ impl Application {
                 .configure(crate::api::routes)
 {%- endif %}
                 .default_service(web::to(problem::not_found))
+            // ANCHOR_END: app
         })
         .keep_alive(keep_alive(server_settings.keep_alive))
         .client_request_timeout(server_settings.client_request_timeout)
@@ -128,6 +160,7 @@ impl Application {
         self.run_until(signal).await
     }
 
+    // ANCHOR: run_until
     /// Serves until `shutdown` completes. Then readiness turns 503 at once; after the
     /// shutdown delay the listener closes and in-flight requests get up to the drain timeout
     /// to finish.
@@ -161,6 +194,7 @@ impl Application {
         tracing::info!("shutdown complete");
         result
     }
+    // ANCHOR_END: run_until
 }
 
 fn keep_alive(idle: Duration) -> KeepAlive {

@@ -14,15 +14,19 @@ use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 use tracing_bunyan_formatter::{BunyanFormattingLayer, JsonStorageLayer};
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::{SubscriberInitExt, TryInitError};
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Registry, fmt};
 
 use crate::request_id::RequestId;
 use crate::settings::LogSettings;
 
+// ANCHOR: init
 /// Installs the global subscriber, forwards `log` records to it and logs panics.
-pub fn init(settings: &LogSettings) -> Result<(), TryInitError> {
+pub fn init(settings: &LogSettings) -> Result<(), Box<dyn std::error::Error>> {
     let subscriber = Registry::default().with(settings.env_filter());
+{%- if otel %}
+    let subscriber = subscriber.with(crate::otel::layer()?);
+{%- endif %}
     if settings.json {
         subscriber
             .with(JsonStorageLayer)
@@ -43,6 +47,7 @@ pub fn init(settings: &LogSettings) -> Result<(), TryInitError> {
     log_panics();
     Ok(())
 }
+// ANCHOR_END: init
 
 /// Replaces the default panic output (plain text on stderr) with an error event, so a
 /// panic reaches the log pipeline in the same format as everything else.
@@ -79,8 +84,9 @@ impl RootSpanBuilder for RequestSpan {
             .and_then(|value| value.to_str().ok())
             .unwrap_or("");
         let route = request.match_pattern().unwrap_or_else(|| "default".into());
-        tracing::info_span!(
+        let span = tracing::info_span!(
             "HTTP request",
+            otel.name = %format!("{} {route}", request.method()),
             http.method = %request.method(),
             http.route = %route,
             http.target = %request.path(),
@@ -90,9 +96,14 @@ impl RootSpanBuilder for RequestSpan {
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
             request_id = %request_id,
+            trace_id = tracing::field::Empty,
             exception.message = tracing::field::Empty,
             exception.details = tracing::field::Empty,
-        )
+        );
+{%- if otel %}
+        crate::otel::continue_trace(request, &span);
+{%- endif %}
+        span
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {

@@ -75,6 +75,7 @@ async fn readiness_is_up_and_lists_every_check_when_all_pass() {
     assert_eq!(body["checks"]["queue"], json!({ "status": "up" }));
 }
 
+// ANCHOR: readiness_503
 #[tokio::test]
 async fn readiness_answers_503_naming_the_failing_check() {
     let app = spawn_app().await;
@@ -93,6 +94,7 @@ async fn readiness_answers_503_naming_the_failing_check() {
         json!({ "status": "down", "error": "connection refused" })
     );
 }
+// ANCHOR_END: readiness_503
 
 #[tokio::test]
 async fn a_check_that_does_not_answer_in_time_fails_readiness() {

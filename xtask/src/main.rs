@@ -5,7 +5,16 @@
 //!   generates now.
 //! - `new DIR [key=value ...]`: generates one service from the current template into DIR.
 //! - `lint`: lints every GitHub workflow (template and generated) with actionlint and zizmor.
+//! - `schemathesis`: builds the default example, runs it with its development issuer and
+//!   fuzzes every operation of its OpenAPI document (part of `test`).
+//! - `book`: builds the guide in `docs/` into `target/book`, failing on a missing include
+//!   or anchor, any mdBook warning and any broken link (part of `test`).
 //! - `test`: everything CI runs, in order; the README's test command.
+//! - `bench [--seconds N] [--no-write]`: load tests the default example against a bare
+//!   actix-web floor and writes `docs/benchmarks.md` (see `bench.rs`).
+//! - `fuzz [--seconds N]`: fuzzes the bearer token path of the default example (see `fuzz.rs`).
+//! - `reliability [--debug] [--soak-seconds N]`: soak, SIGTERM, provider outage, unknown-kid
+//!   flood and hostile requests against the default example (see `reliability.rs`).
 //! - `oidc-provider rotate DIR`: rotates the keys of the provider the end-to-end tests
 //!   started (they call it themselves).
 //!
@@ -18,8 +27,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod bench;
+mod book;
+mod fuzz;
 mod postgres;
 mod provider;
+mod reliability;
+mod schemathesis;
 mod tools;
 
 type Result<T = ()> = std::result::Result<T, String>;
@@ -32,6 +46,11 @@ fn main() -> ExitCode {
         Some("new") => new(&args[1..]),
         Some("lint") => lint(),
         Some("test") => test(),
+        Some("book") => book::build(),
+        Some("schemathesis") => schemathesis(),
+        Some("bench") => bench::bench(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("reliability") => reliability::reliability(&args[1..]),
         Some("oidc-provider") => match args.get(1..) {
             Some([command, state]) if command == "rotate" => provider::rotate(Path::new(state)),
             _ => Err(USAGE.to_owned()),
@@ -47,8 +66,7 @@ fn main() -> ExitCode {
     }
 }
 
-const USAGE: &str =
-    "usage: cargo xtask <generate | check-examples | new DIR [key=value ...] | lint | test>";
+const USAGE: &str = "usage: cargo xtask <generate | check-examples | new DIR [key=value ...] | lint | book | schemathesis | test | bench | fuzz | reliability>";
 
 /// The repository root.
 fn root() -> PathBuf {
@@ -398,6 +416,8 @@ fn test() -> Result {
     hooks()?;
     section("workflows, Dockerfiles, Kubernetes manifests, compose files and JSON");
     lint()?;
+    section("the book");
+    book::build()?;
     section("format");
     run(cargo().args(["fmt", "--all", "--check"]))?;
     section("clippy");
@@ -424,7 +444,18 @@ fn test() -> Result {
             .args(["test", "--locked", "--package", &package])
             .env("TEST_DATABASE_URL", &postgres.url))?;
     }
-    Ok(())
+    section("fuzzing the bearer token path for 30 s");
+    fuzz::run_for(30)?;
+    schemathesis()?;
+    // The debug build the previous step made: the checks are about behaviour, not speed.
+    reliability::check(&root().join("target/debug/default-service"), 60)
+}
+
+/// Builds the default example and fuzzes its API with schemathesis.
+fn schemathesis() -> Result {
+    section("schemathesis against examples/default");
+    run(cargo().args(["build", "--locked", "--package", "default-service"]))?;
+    schemathesis::check(&root().join("target/debug/default-service"))
 }
 
 /// Runs the ignored `tests/provider.rs` of every example with OIDC auth against the npm

@@ -100,3 +100,41 @@ pub fn apt_install(package: &str) -> Result {
     }
     Ok(())
 }
+
+/// wrk, the load generator of `cargo xtask bench`. Installed from Debian's packages when
+/// missing, as root.
+pub fn wrk() -> Result<PathBuf> {
+    let binary = PathBuf::from("wrk");
+    // `wrk -v` prints its version and usage, and exits 1.
+    let works = |binary: &PathBuf| Command::new(binary).arg("-v").output().is_ok();
+    if !works(&binary) {
+        apt_install("wrk")?;
+    }
+    Ok(binary)
+}
+
+/// The cargo-fuzz release the fuzz targets are run with.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// The pinned cargo-fuzz, installed under `target/xtask-tools` on first use.
+pub fn cargo_fuzz() -> Result<PathBuf> {
+    let installed = tools_dir().join("bin/cargo-fuzz");
+    let reports = Command::new(&installed)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| {
+            // It prints "cargo-fuzz X.Y.Z".
+            String::from_utf8_lossy(&out.stdout).trim()
+                == format!("cargo-fuzz {CARGO_FUZZ_VERSION}")
+        });
+    if !reports {
+        println!("installing cargo-fuzz {CARGO_FUZZ_VERSION} (a minute, once)");
+        run(
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["install", "--locked", "--quiet", "--root"])
+                .arg(tools_dir())
+                .arg(format!("cargo-fuzz@{CARGO_FUZZ_VERSION}")),
+        )?;
+    }
+    Ok(installed)
+}

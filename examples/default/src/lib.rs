@@ -6,6 +6,8 @@ pub mod api;
 pub mod auth;
 pub mod db;
 pub mod health;
+pub mod metrics;
+pub mod openapi;
 pub mod policies;
 pub mod problem;
 pub mod request_id;

@@ -6,6 +6,11 @@ use default_service::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // `cargo run -- openapi > openapi.json` exports the API description.
+    if std::env::args().nth(1).as_deref() == Some("openapi") {
+        println!("{}", default_service::openapi::to_json());
+        return ExitCode::SUCCESS;
+    }
     default_service::auth::install_crypto_provider();
     let settings = match Settings::load() {
         Ok(settings) => settings,

@@ -51,6 +51,7 @@ impl fmt::Display for RequestId {
     }
 }
 
+// ANCHOR: propagate
 /// Middleware: picks the request id before anything else runs and returns it on the response.
 pub async fn propagate(
     request: ServiceRequest,
@@ -76,6 +77,7 @@ pub async fn propagate(
         }
     }
 }
+// ANCHOR_END: propagate
 
 #[cfg(test)]
 mod tests {

@@ -45,12 +45,24 @@ impl Application {
         let auth_routes = auth.routes();
         let database = crate::db::Database::start(&settings.database, &readiness)?;
         let pool = web::Data::new(database.pool());
+        let metrics = crate::metrics::Metrics::install();
+        let metrics = metrics.collect_with(database.pool_gauges());
+        // On a port of its own, /metrics stays off the public listener.
+        let app_metrics = match settings.metrics.port {
+            Some(port) => {
+                let port = metrics.serve_on(server_settings.host, port, shutdown.subscribe())?;
+                tracing::info!(port, "serving /metrics on its own port");
+                None
+            }
+            None => Some(metrics),
+        };
 
         let app_readiness = readiness.clone();
         let json_body_limit = server_settings.json_body_limit;
         let request_timeout = server_settings.request_timeout;
         let cors_allowed_origins = server_settings.cors_allowed_origins.clone();
         let mut server = HttpServer::new(move || {
+            // ANCHOR: app
             App::new()
                 .wrap(from_fn(move |request, next| {
                     policies::time_limit(request_timeout, request, next)
@@ -59,16 +71,24 @@ impl Application {
                 .wrap(policies::security_headers())
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(request_id::propagate))
+                .wrap(from_fn(crate::metrics::record))
                 .app_data(web::Data::new(app_readiness.clone()))
                 .app_data(problem::json_config(json_body_limit))
                 .app_data(problem::query_config())
                 .configure(health::routes)
+                .configure(|config| {
+                    if let Some(metrics) = &app_metrics {
+                        metrics.routes(config);
+                    }
+                })
+                .configure(crate::openapi::routes)
                 .app_data(pool.clone())
                 // Before the sample API: its `/api/v1` scope would take `/api/v1/users` too.
                 .configure(crate::users::routes)
                 .configure(|config| auth_routes.configure(config))
                 .configure(crate::api::routes)
                 .default_service(web::to(problem::not_found))
+            // ANCHOR_END: app
         })
         .keep_alive(keep_alive(server_settings.keep_alive))
         .client_request_timeout(server_settings.client_request_timeout)
@@ -109,6 +129,7 @@ impl Application {
         self.run_until(signal).await
     }
 
+    // ANCHOR: run_until
     /// Serves until `shutdown` completes. Then readiness turns 503 at once; after the
     /// shutdown delay the listener closes and in-flight requests get up to the drain timeout
     /// to finish.
@@ -142,6 +163,7 @@ impl Application {
         tracing::info!("shutdown complete");
         result
     }
+    // ANCHOR_END: run_until
 }
 
 fn keep_alive(idle: Duration) -> KeepAlive {

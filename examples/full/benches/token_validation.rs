@@ -1,6 +1,8 @@
-//! Cost of validating a bearer token, on the two paths a request can take: the signature
-//! path (a token the service has not seen) and the verified-token cache (the same token
-//! again). Prints figures: `cargo bench --bench token_validation`.
+//! Cost of validating a bearer token on the two paths a request can take: the signature
+//! path (a token the service has not seen: signature, claims, then into the verified-token
+//! cache) and the cache path (the same token again), for RS256, ES256 and EdDSA.
+//! `cargo bench --bench token_validation`; Criterion keeps the last run in `target/criterion`
+//! and reports the change against it.
 
 #[path = "../tests/helpers/mod.rs"]
 mod helpers;
@@ -8,56 +10,69 @@ mod helpers;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use criterion::{Criterion, criterion_group, criterion_main};
 use helpers::issuer::{AUDIENCE, SigningKey, token_for, validator};
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::json;
 
 const ISSUER: &str = "https://issuer.bench.example";
-const FRESH_TOKENS: u32 = 2_000;
-const REPEATS: u32 = 200_000;
+/// Tokens signed up front for the signature path; each validator sees each one once.
+const FRESH_TOKENS: usize = 2_000;
 
-fn main() {
+fn token_validation(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    let build = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    println!("token validation, one thread, {build} build");
+    let mut group = c.benchmark_group("token_validation");
     for algorithm in [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
         let key = SigningKey::generate("bench-key", algorithm);
         let jwks: JwkSet = serde_json::from_value(json!({ "keys": [key.jwk()] })).unwrap();
-        let validator = validator(ISSUER, AUDIENCE, &jwks);
         let fresh: Vec<String> = (0..FRESH_TOKENS)
             .map(|_| token_for(ISSUER, &key).sign())
             .collect();
-        let repeated = token_for(ISSUER, &key).sign();
 
-        let (signature, cached) = runtime.block_on(async {
-            // Signature path: every token is new to the service.
-            let start = Instant::now();
-            for token in &fresh {
-                black_box(validator.validate(token).await.expect("a valid token"));
-            }
-            let signature = start.elapsed() / FRESH_TOKENS;
-            // Cache path: the same token again and again.
-            let start = Instant::now();
-            for _ in 0..REPEATS {
-                black_box(validator.validate(&repeated).await.expect("a valid token"));
-            }
-            (signature, start.elapsed() / REPEATS)
+        group.bench_function(format!("{algorithm:?}/signature"), |b| {
+            // Every token is new to the validator that checks it: a new validator (with an
+            // empty cache) for each pass over the tokens, set up outside the timing.
+            b.iter_custom(|iterations| {
+                let mut elapsed = Duration::ZERO;
+                let mut left = usize::try_from(iterations).unwrap_or(usize::MAX);
+                while left > 0 {
+                    let validator = validator(ISSUER, AUDIENCE, &jwks);
+                    let batch = &fresh[..left.min(FRESH_TOKENS)];
+                    let start = Instant::now();
+                    for token in batch {
+                        black_box(runtime.block_on(validator.validate(token)).expect("valid"));
+                    }
+                    elapsed += start.elapsed();
+                    left -= batch.len();
+                }
+                elapsed
+            });
         });
-        report(&format!("{algorithm:?} signature path"), signature);
-        report(&format!("{algorithm:?} cache path"), cached);
+
+        let validator = validator(ISSUER, AUDIENCE, &jwks);
+        let repeated = token_for(ISSUER, &key).sign();
+        group.bench_function(format!("{algorithm:?}/cache"), |b| {
+            b.iter(|| {
+                black_box(
+                    runtime
+                        .block_on(validator.validate(&repeated))
+                        .expect("valid"),
+                )
+            });
+        });
     }
+    group.finish();
 }
 
-fn report(name: &str, per_token: Duration) {
-    let micros = per_token.as_secs_f64() * 1e6;
-    let per_second = 1.0 / per_token.as_secs_f64();
-    println!("  {name:<24} {micros:>9.2} µs/token {per_second:>12.0} tokens/s");
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = token_validation
 }
+criterion_main!(benches);

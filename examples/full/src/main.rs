@@ -6,6 +6,11 @@ use full_service::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // `cargo run -- openapi > openapi.json` exports the API description.
+    if std::env::args().nth(1).as_deref() == Some("openapi") {
+        println!("{}", full_service::openapi::to_json());
+        return ExitCode::SUCCESS;
+    }
     full_service::auth::install_crypto_provider();
     let settings = match Settings::load() {
         Ok(settings) => settings,
@@ -22,6 +27,7 @@ async fn main() -> ExitCode {
         Ok(application) => application.run_until_stopped().await,
         Err(error) => Err(error),
     };
+    full_service::otel::shutdown();
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -13,6 +13,7 @@ use sqlx::{Row, Transaction};
 
 use crate::auth::{self, AccessToken};
 use crate::db::{self, Db, DbPool};
+use crate::openapi::{BearerRefusals, BodyRefusals, NotFound, RoleRefusal};
 use crate::problem::Problem;
 
 /// Mounts `/api/v1/users`: `/me` for every caller, the rest for the `admin` role.
@@ -32,7 +33,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 }
 
 /// A user's profile as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: String,
     pub email: Option<String>,
@@ -42,7 +43,7 @@ pub struct User {
 }
 
 /// What `PUT /users/me` accepts. Missing fields come from the token's claims.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
     pub display_name: Option<String>,
@@ -122,14 +123,40 @@ fn now() -> i64 {
         })
 }
 
-async fn get_me(token: AccessToken, pool: web::Data<DbPool>) -> Result<HttpResponse, UsersError> {
+/// The caller's profile.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/me",
+    tag = "users",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's profile", body = User), NotFound, BearerRefusals),
+)]
+pub(crate) async fn get_me(
+    token: AccessToken,
+    pool: web::Data<DbPool>,
+) -> Result<HttpResponse, UsersError> {
     find(&pool, &token.sub)
         .await
         .map(|user| HttpResponse::Ok().json(user))
 }
 
 /// Creates or updates the caller's profile: 201 when created, 200 when updated.
-async fn put_me(
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/me",
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = ProfileUpdate,
+    responses(
+        (status = 200, description = "The profile was updated", body = User),
+        (status = 201, description = "The profile was created", body = User),
+        (status = 409, description = "The email address belongs to another user", body = Problem, content_type = "application/problem+json"),
+        BodyRefusals,
+        BearerRefusals,
+    ),
+)]
+// ANCHOR: put_me
+pub(crate) async fn put_me(
     token: AccessToken,
     pool: web::Data<DbPool>,
     update: web::Json<ProfileUpdate>,
@@ -176,16 +203,45 @@ async fn put_me(
     };
     Ok(HttpResponse::build(status).json(user))
 }
+// ANCHOR_END: put_me
 
-/// Query parameters of `GET /users`.
-#[derive(Debug, Deserialize)]
+/// Query parameters of `GET /users`. Read as text so a bad value gets a 422 naming it.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// How many users to return, from 1 to 100 (20 when absent).
+    #[param(value_type = Option<u8>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// The last id of the previous page.
     after: Option<String>,
 }
 
+/// One page of users, and the `after` value of the next page when there is one.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserPage {
+    pub items: Vec<User>,
+    pub next: Option<String>,
+}
+
 /// Users in a stable order (by id), a page at a time: `?limit=20&after=<last id seen>`.
-async fn list(pool: web::Data<DbPool>, page: web::Query<Page>) -> Result<HttpResponse, UsersError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "users",
+    security(("bearer" = ["admin"])),
+    params(Page),
+    responses(
+        (status = 200, description = "One page of users", body = UserPage),
+        (status = 400, description = "The query string is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A query parameter was refused", body = Problem, content_type = "application/problem+json"),
+        BearerRefusals,
+        RoleRefusal,
+    ),
+)]
+pub(crate) async fn list(
+    pool: web::Data<DbPool>,
+    page: web::Query<Page>,
+) -> Result<HttpResponse, UsersError> {
     let limit: i64 = match &page.limit {
         None => 20,
         Some(limit) => limit
@@ -213,10 +269,24 @@ async fn list(pool: web::Data<DbPool>, page: web::Query<Page>) -> Result<HttpRes
     } else {
         None
     };
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items, "next": next })))
+    Ok(HttpResponse::Ok().json(UserPage { items, next }))
 }
 
-async fn get_one(
+/// One user's profile.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{id}",
+    tag = "users",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "The user's id: the `sub` of their tokens")),
+    responses(
+        (status = 200, description = "The user's profile", body = User),
+        NotFound,
+        BearerRefusals,
+        RoleRefusal,
+    ),
+)]
+pub(crate) async fn get_one(
     pool: web::Data<DbPool>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, UsersError> {
@@ -226,7 +296,20 @@ async fn get_one(
 }
 
 /// Deletes a user: 204. The row is only marked deleted; a scheduled job may purge it later.
-async fn delete_one(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{id}",
+    tag = "users",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "The user's id: the `sub` of their tokens")),
+    responses(
+        (status = 204, description = "The user was deleted"),
+        NotFound,
+        BearerRefusals,
+        RoleRefusal,
+    ),
+)]
+pub(crate) async fn delete_one(
     pool: web::Data<DbPool>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, UsersError> {

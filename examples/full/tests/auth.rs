@@ -318,6 +318,7 @@ async fn every_asymmetric_algorithm_works_when_the_key_says_so() {
     }
 }
 
+// ANCHOR: rotation
 #[tokio::test]
 async fn a_rotated_key_is_accepted_on_first_use_and_a_retired_one_refused() {
     let issuer = TestIssuer::start().await;
@@ -342,6 +343,7 @@ async fn a_rotated_key_is_accepted_on_first_use_and_a_retired_one_refused() {
     // remembered) is refused now.
     assert_refused(&app, &old, "signing key is unknown").await;
 }
+// ANCHOR_END: rotation
 
 #[tokio::test]
 async fn unknown_kids_cause_at_most_one_fetch_per_cooldown() {
@@ -384,6 +386,23 @@ async fn valid_tokens_keep_working_while_the_provider_is_down() {
     // The failed refresh kept the keys.
     assert_eq!(call(&app, &issuer.token().sign()).await.0, 200);
     assert_eq!(app.get("/health/readiness").await.status(), 200);
+}
+
+#[tokio::test]
+async fn discovery_may_be_reached_by_another_name_than_the_issuer() {
+    let issuer = TestIssuer::start().await;
+    // The same provider, reached as `localhost` while its tokens name 127.0.0.1.
+    let internal = issuer.configuration_url().replace("127.0.0.1", "localhost");
+    let app = spawn_app_with(&[
+        ("OIDC_CONFIGURATION_URL", internal.as_str()),
+        ("OIDC_ISSUER_URL", issuer.issuer.as_str()),
+        ("OIDC_AUDIENCE", helpers::issuer::AUDIENCE),
+    ])
+    .await;
+    app.wait_until_ready().await;
+
+    let (status, _, _) = call(&app, &issuer.token().sign()).await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]

@@ -3,34 +3,16 @@
 
 mod helpers;
 
-use helpers::{Service, field, http_client};
+use helpers::{Service, field};
 use serde_json::Value;
 
 const JSON: [(&str, &str); 1] = [("LOG_JSON_OUTPUT", "true")];
-
-fn get(service: &Service, path: &str, headers: &[(&str, &str)]) -> u16 {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut request = http_client().get(format!("{}{path}", service.address));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        request.send().await.unwrap().status().as_u16()
-    })
-}
 
 #[test]
 fn json_lines_are_bunyan_records_that_carry_the_request_id() {
     let mut service = Service::start(&JSON);
 
-    get(
-        &service,
-        "/health/liveness",
-        &[("x-request-id", "trace-me-1")],
-    );
+    service.get("/health/liveness", &[("x-request-id", "trace-me-1")]);
     let line = service
         .wait_for_line(|line| line.contains("trace-me-1") && line.contains("END"))
         .expect("the request is logged");
@@ -65,8 +47,7 @@ fn actix_server_records_go_through_the_same_formatter() {
 fn credentials_never_reach_the_logs_even_at_trace_level() {
     let mut service = Service::start(&[("LOG_JSON_OUTPUT", "true"), ("LOG_LEVEL", "trace")]);
 
-    get(
-        &service,
+    service.get(
         "/health/liveness?access_token=query-secret-0451",
         &[
             ("authorization", "Bearer header-secret-0451"),
@@ -89,11 +70,7 @@ fn credentials_never_reach_the_logs_even_at_trace_level() {
 fn human_readable_lines_carry_the_request_id_too() {
     let mut service = Service::start(&[("LOG_JSON_OUTPUT", "false")]);
 
-    get(
-        &service,
-        "/health/liveness",
-        &[("x-request-id", "plain-id-7")],
-    );
+    service.get("/health/liveness", &[("x-request-id", "plain-id-7")]);
     let line = service
         .wait_for_line(|line| line.contains("plain-id-7"))
         .expect("the request is logged");

@@ -19,6 +19,7 @@ use serde::Serialize;
 /// How long one dependency check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+// ANCHOR: health_check
 /// The result of one check: `Err` carries a short reason, safe to show to callers.
 pub type CheckResult = Result<(), String>;
 
@@ -29,6 +30,7 @@ pub trait HealthCheck: Send + Sync + 'static {
     /// Probes the dependency.
     fn check(&self) -> Pin<Box<dyn Future<Output = CheckResult> + Send + '_>>;
 }
+// ANCHOR_END: health_check
 
 /// Shared readiness state: the registered checks and whether shutdown has begun.
 #[derive(Clone, Default)]
@@ -93,8 +95,9 @@ impl Readiness {
     }
 }
 
+/// The readiness report: `up` when every check passes.
 #[derive(Serialize)]
-struct Report {
+pub(crate) struct Report {
     status: Status,
     checks: BTreeMap<&'static str, Check>,
 }
@@ -107,8 +110,9 @@ impl Report {
     }
 }
 
+/// One dependency check; `error` says why it is down.
 #[derive(Serialize)]
-struct Check {
+pub(crate) struct Check {
     status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -132,7 +136,7 @@ impl Check {
 
 #[derive(Serialize, PartialEq, Eq, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
-enum Status {
+pub(crate) enum Status {
     Up,
     Down,
 }
@@ -146,11 +150,19 @@ pub fn routes(config: &mut web::ServiceConfig) {
     );
 }
 
-async fn liveness() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "alive" }))
+/// Answers as long as the process can serve HTTP.
+pub(crate) async fn liveness() -> HttpResponse {
+    HttpResponse::Ok().json(Liveness { status: "alive" })
 }
 
-async fn readiness(readiness: web::Data<Readiness>) -> HttpResponse {
+/// The liveness answer: `{"status": "alive"}`.
+#[derive(Serialize)]
+pub(crate) struct Liveness {
+    status: &'static str,
+}
+
+/// Runs every registered dependency check; 503 while one fails or shutdown has begun.
+pub(crate) async fn readiness(readiness: web::Data<Readiness>) -> HttpResponse {
     let report = readiness.report().await;
     let status = match report.status {
         Status::Up => StatusCode::OK,

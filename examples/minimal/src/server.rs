@@ -45,6 +45,7 @@ impl Application {
         let request_timeout = server_settings.request_timeout;
         let cors_allowed_origins = server_settings.cors_allowed_origins.clone();
         let mut server = HttpServer::new(move || {
+            // ANCHOR: app
             App::new()
                 .wrap(from_fn(move |request, next| {
                     policies::time_limit(request_timeout, request, next)
@@ -58,6 +59,7 @@ impl Application {
                 .app_data(problem::query_config())
                 .configure(health::routes)
                 .default_service(web::to(problem::not_found))
+            // ANCHOR_END: app
         })
         .keep_alive(keep_alive(server_settings.keep_alive))
         .client_request_timeout(server_settings.client_request_timeout)
@@ -96,6 +98,7 @@ impl Application {
         self.run_until(signal).await
     }
 
+    // ANCHOR: run_until
     /// Serves until `shutdown` completes. Then readiness turns 503 at once; after the
     /// shutdown delay the listener closes and in-flight requests get up to the drain timeout
     /// to finish.
@@ -129,6 +132,7 @@ impl Application {
         tracing::info!("shutdown complete");
         result
     }
+    // ANCHOR_END: run_until
 }
 
 fn keep_alive(idle: Duration) -> KeepAlive {

@@ -76,6 +76,7 @@ impl LogSettings {
     }
 }
 
+// ANCHOR: settings_error
 /// A setting that cannot be used; the message is meant for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -88,6 +89,7 @@ pub enum SettingsError {
     #[error("cannot read {path}: {reason}")]
     Source { path: PathBuf, reason: String },
 }
+// ANCHOR_END: settings_error
 
 impl Settings {
     /// Reads `.env` from the working directory and the process environment.
@@ -130,6 +132,7 @@ impl Settings {
 
         let production = environment == Environment::Production;
         let default_host = if production { "0.0.0.0" } else { "127.0.0.1" };
+        // ANCHOR: server_settings
         let server = ServerSettings {
             host: values.parse(
                 "HOST",
@@ -137,7 +140,11 @@ impl Settings {
                 default_host,
             )?,
             port: values.parse("PORT", "a port number from 0 to 65535", "8000")?,
-            workers: values.parse_optional("WORKERS", "a whole number of workers, at least 1")?,
+            workers: values.optional_with(
+                "WORKERS",
+                "a whole number of workers from 1 to 512 (actix-web's limit)",
+                |value| value.parse::<NonZeroUsize>().ok().filter(|n| n.get() <= 512),
+            )?,
             keep_alive: values.seconds("KEEP_ALIVE", "5")?,
             client_request_timeout: values.seconds("CLIENT_REQUEST_TIMEOUT", "5")?,
             json_body_limit: values.parse("JSON_BODY_LIMIT", "a size in bytes", "262144")?,
@@ -151,6 +158,7 @@ impl Settings {
             shutdown_delay: values.seconds("SHUTDOWN_DELAY", if production { "5" } else { "0" })?,
             drain_timeout: values.seconds("DRAIN_TIMEOUT", "30")?,
         };
+        // ANCHOR_END: server_settings
 
         let level = values.with("LOG_LEVEL", LEVELS, "info", |value| {
             value.parse::<LevelFilter>().ok()
@@ -301,17 +309,19 @@ impl Values<'_> {
         self.with(variable, expected, default, |value| value.parse().ok())
     }
 
-    pub(crate) fn parse_optional<T: FromStr>(
+    /// An optional setting: unset or empty is `None`, anything else must pass `parse`.
+    pub(crate) fn optional_with<T>(
         &self,
         variable: &'static str,
         expected: &'static str,
+        parse: impl Fn(&str) -> Option<T>,
     ) -> Result<Option<T>, SettingsError> {
         match self.get(variable)? {
             None => Ok(None),
             Some(value) if value.trim().is_empty() => Ok(None),
-            Some(value) => match value.trim().parse() {
-                Ok(parsed) => Ok(Some(parsed)),
-                Err(_) => Err(SettingsError::Invalid {
+            Some(value) => match parse(value.trim()) {
+                Some(parsed) => Ok(Some(parsed)),
+                None => Err(SettingsError::Invalid {
                     variable,
                     value,
                     expected,
@@ -407,6 +417,7 @@ pub(crate) mod tests {
     fn each_bad_value_is_reported_under_its_variable() {
         assert_eq!(invalid_variable(&[("PORT", "70000")]), "PORT");
         assert_eq!(invalid_variable(&[("WORKERS", "0")]), "WORKERS");
+        assert_eq!(invalid_variable(&[("WORKERS", "513")]), "WORKERS");
         assert_eq!(invalid_variable(&[("HOST", "localhost:80")]), "HOST");
         assert_eq!(invalid_variable(&[("KEEP_ALIVE", "-1")]), "KEEP_ALIVE");
         assert_eq!(invalid_variable(&[("LOG_LEVEL", "loud")]), "LOG_LEVEL");

@@ -139,7 +139,18 @@ fn discovery(
         }
     };
     match (configuration_url, issuer_url) {
-        (Some(configuration_url), _) => {
+        // Both: discovery is fetched from one address and names the other as the issuer,
+        // as when the service reaches the provider on an internal host name while tokens
+        // carry the public one (Keycloak's KC_HOSTNAME with a dynamic back channel).
+        (Some(configuration_url), Some(issuer)) => {
+            http_url("OIDC_CONFIGURATION_URL", &configuration_url)?;
+            http_url("OIDC_ISSUER_URL", &issuer)?;
+            Ok(Provider::Discovery {
+                configuration_url,
+                issuer,
+            })
+        }
+        (Some(configuration_url), None) => {
             http_url("OIDC_CONFIGURATION_URL", &configuration_url)?;
             let issuer = configuration_url
                 .strip_suffix(DISCOVERY_PATH)
@@ -223,6 +234,26 @@ mod tests {
                 configuration_url:
                     "https://kc.example/realms/shop/.well-known/openid-configuration".into(),
                 issuer: "https://kc.example/realms/shop".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn an_explicit_issuer_may_differ_from_the_discovery_address() {
+        let settings = load(&[
+            (
+                "OIDC_CONFIGURATION_URL",
+                "http://keycloak:8080/realms/dev/.well-known/openid-configuration",
+            ),
+            ("OIDC_ISSUER_URL", "http://localhost:8080/realms/dev"),
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.auth.provider,
+            Provider::Discovery {
+                configuration_url:
+                    "http://keycloak:8080/realms/dev/.well-known/openid-configuration".into(),
+                issuer: "http://localhost:8080/realms/dev".into(),
             }
         );
     }

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::Validation;
 use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
 use moka::sync::Cache;
 
 use super::claims::{AccessToken, Claims};
@@ -21,10 +21,10 @@ use super::settings::AuthSettings;
 /// Validates bearer tokens against the provider's keys. Shared by every worker.
 pub struct TokenValidator {
     keys: Arc<KeyStore>,
-    issuer: String,
-    audience: Option<String>,
     client_id: Option<String>,
-    leeway: Duration,
+    /// The claim checks for each accepted algorithm, built once (jsonwebtoken ties a
+    /// `Validation` to one algorithm family).
+    validations: Vec<(Algorithm, Validation)>,
     require_at_jwt: bool,
     max_token_bytes: usize,
     verified: Option<Cache<[u8; 32], AccessToken>>,
@@ -40,10 +40,12 @@ impl TokenValidator {
         });
         let validator = Arc::new(Self {
             keys: Arc::clone(&keys),
-            issuer,
-            audience: settings.audience.clone(),
             client_id: settings.client_id.clone(),
-            leeway: settings.leeway,
+            validations: settings
+                .algorithms
+                .iter()
+                .map(|algorithm| (*algorithm, validation(*algorithm, settings, &issuer)))
+                .collect(),
             require_at_jwt: settings.require_at_jwt,
             max_token_bytes: settings.max_token_bytes,
             verified,
@@ -83,6 +85,7 @@ impl TokenValidator {
             return Ok(known);
         }
 
+        // ANCHOR: checks
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::InvalidToken(Rejection::Malformed))?;
         if self.require_at_jwt && !is_at_jwt(header.typ.as_deref()) {
@@ -112,22 +115,15 @@ impl TokenValidator {
             return Err(AuthError::InvalidToken(Rejection::Algorithm));
         }
 
-        let mut validation = Validation::new(header.alg);
-        validation.leeway = self.leeway.as_secs();
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&self.issuer]);
-        let mut required = vec!["exp", "iss", "sub"];
-        match &self.audience {
-            Some(audience) => {
-                validation.set_audience(&[audience]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
-        }
-        validation.set_required_spec_claims(&required);
-        let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
+        let validation = self
+            .validations
+            .iter()
+            .find_map(|(algorithm, validation)| (*algorithm == header.alg).then_some(validation))
+            .ok_or(AuthError::InvalidToken(Rejection::Algorithm))?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, validation)
             .map_err(|error| AuthError::InvalidToken(rejection(error.kind())))?
             .claims;
+        // ANCHOR_END: checks
 
         let token_value = AccessToken::new(claims, self.client_id.as_deref());
         if let (Some(cache), Some(fingerprint)) = (&self.verified, fingerprint) {
@@ -135,6 +131,25 @@ impl TokenValidator {
         }
         Ok(token_value)
     }
+}
+
+/// What a token signed with `algorithm` must satisfy: exactly `issuer`, the audience when
+/// one is configured, `exp` and `nbf` within the leeway, and `exp`, `iss` and `sub` present.
+fn validation(algorithm: Algorithm, settings: &AuthSettings, issuer: &str) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = settings.leeway.as_secs();
+    validation.validate_nbf = true;
+    validation.set_issuer(&[issuer]);
+    let mut required = vec!["exp", "iss", "sub"];
+    match &settings.audience {
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        None => validation.validate_aud = false,
+    }
+    validation.set_required_spec_claims(&required);
+    validation
 }
 
 fn rejection(kind: &ErrorKind) -> Rejection {

@@ -159,6 +159,7 @@ impl AccessToken {
         self.0.roles.contains(role)
     }
 
+    // ANCHOR: require
     /// `Ok` when the token carries `scope`; otherwise a 403 `insufficient_scope` error.
     pub fn require_scope(&self, scope: &str) -> Result<(), AuthError> {
         if self.has_scope(scope) {
@@ -182,6 +183,7 @@ impl AccessToken {
             })
         }
     }
+    // ANCHOR_END: require
 }
 
 impl Deref for AccessToken {

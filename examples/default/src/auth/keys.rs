@@ -107,6 +107,7 @@ impl KeyStore {
         self.replace(set);
     }
 
+    // ANCHOR: unknown_kid
     /// Fetches the key set again for an unknown `kid`, unless a fetch started less than a
     /// cooldown ago. Concurrent callers wait for the fetch in progress instead of starting
     /// their own.
@@ -116,10 +117,11 @@ impl KeyStore {
             return;
         }
         *last = Some(Instant::now());
-        if let Err(error) = self.fetch().await {
+        if let Err(error) = self.fetch("unknown_kid").await {
             tracing::warn!(%error, "key refresh for an unknown kid failed; keeping the current keys");
         }
     }
+    // ANCHOR_END: unknown_kid
 
     /// Discovers the provider and keeps its keys fresh, forever. Spawn it once.
     pub async fn run(self: Arc<Self>, configuration_url: String, issuer: String) {
@@ -150,7 +152,7 @@ impl KeyStore {
             *write(&self.jwks_uri) = Some(jwks_uri);
         }
         let _single_flight = self.fetching.lock().await;
-        let max_age = self.fetch().await?;
+        let max_age = self.fetch("scheduled").await?;
         *write(&self.last_error) = None;
         Ok(max_age)
     }
@@ -171,8 +173,17 @@ impl KeyStore {
         Ok(jwks_uri)
     }
 
-    /// Fetches the key set and installs it. Returns its Cache-Control max-age.
-    async fn fetch(&self) -> Result<Duration, KeyError> {
+    /// Fetches the key set and installs it, counting the fetch by `trigger` and outcome.
+    /// Returns the key set's Cache-Control max-age.
+    async fn fetch(&self, trigger: &'static str) -> Result<Duration, KeyError> {
+        let result = self.fetch_and_install().await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("oidc_jwks_fetches_total", "trigger" => trigger, "outcome" => outcome)
+            .increment(1);
+        result
+    }
+
+    async fn fetch_and_install(&self) -> Result<Duration, KeyError> {
         let Some(jwks_uri) = read(&self.jwks_uri).clone() else {
             return Err(KeyError::Http(
                 "the provider has not been discovered yet".into(),
@@ -214,6 +225,7 @@ impl KeyStore {
         count
     }
 
+    // ANCHOR: usable_key
     /// A signing key whose algorithm the settings allow, or `None`.
     fn usable(&self, jwk: &Jwk) -> Option<VerificationKey> {
         if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
@@ -256,6 +268,7 @@ impl KeyStore {
             algorithms,
         })
     }
+    // ANCHOR_END: usable_key
 
     /// GETs a JSON document; returns its body and its Cache-Control max-age.
     async fn get_json(&self, url: &str) -> Result<(Vec<u8>, Option<Duration>), KeyError> {

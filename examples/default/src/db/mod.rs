@@ -65,10 +65,11 @@ impl DatabaseSettings {
         }
         Ok(Self {
             url: SecretString::from(url),
-            max_connections: values.parse(
+            max_connections: values.with(
                 "DATABASE_MAX_CONNECTIONS",
                 "a whole number of connections, at least 1",
                 "10",
+                |value| value.parse().ok().filter(|connections| *connections >= 1),
             )?,
             acquire_timeout: values.seconds("DATABASE_ACQUIRE_TIMEOUT", "3")?,
             migrate: values.boolean("DATABASE_MIGRATE", "true")?,
@@ -112,7 +113,7 @@ impl Database {
         let options = backend::connect_options(settings.url.expose_secret())
             .map_err(|e| io::Error::other(format!("DATABASE_URL: {e}")))?;
         let pool = PoolOptions::<Db>::new()
-            .max_connections(settings.max_connections.max(1))
+            .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_lazy_with(options);
         let state = Arc::new(State {
@@ -129,6 +130,20 @@ impl Database {
 
     pub fn pool(&self) -> DbPool {
         self.pool.clone()
+    }
+
+    /// Sets the pool gauges (connections idle, in use, and the maximum) when called; the
+    /// metrics endpoint calls it before each scrape.
+    pub fn pool_gauges(&self) -> impl Fn() + Send + Sync + 'static {
+        let pool = self.pool.clone();
+        move || {
+            let open = pool.size() as f64;
+            let idle = pool.num_idle() as f64;
+            let max = f64::from(pool.options().get_max_connections());
+            metrics::gauge!("db_pool_connections", "state" => "idle").set(idle);
+            metrics::gauge!("db_pool_connections", "state" => "in_use").set(open - idle);
+            metrics::gauge!("db_pool_max_connections").set(max);
+        }
     }
 }
 

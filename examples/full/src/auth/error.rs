@@ -76,6 +76,18 @@ impl Rejection {
     }
 }
 
+impl AuthError {
+    /// A stable name for logs and metrics: the rejection code for a refused token.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::InvalidToken(rejection) => rejection.code(),
+            Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::KeysUnavailable => "keys_unavailable",
+        }
+    }
+}
+
 impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -86,6 +98,8 @@ impl ResponseError for AuthError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        // Every refusal turns into a response here exactly once: the one place to count them.
+        metrics::counter!("auth_rejections_total", "reason" => self.reason()).increment(1);
         let mut response = Problem::new(self.status_code())
             .with_detail(self.to_string())
             .to_response();

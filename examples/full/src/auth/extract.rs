@@ -66,8 +66,9 @@ fn bearer_token(header: &[u8]) -> Result<&str, AuthError> {
     let token = token.trim_start_matches(' ');
     // token68: letters, digits and -._~+/ followed by optional '=' padding.
     let body = token.trim_end_matches('=');
-    let token68 = |c: char| c.is_ascii_alphanumeric() || "-._~+/".contains(c);
-    if body.is_empty() || !body.chars().all(token68) {
+    let token68 =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+    if body.is_empty() || !body.bytes().all(token68) {
         return Err(AuthError::InvalidToken(super::error::Rejection::Malformed));
     }
     Ok(token)

@@ -50,6 +50,7 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with::<&str>(&[]).await
 }
 
+// ANCHOR: spawn_app
 /// Starts the service in-process with the test settings plus `vars`.
 /// Set `TEST_LOG=1` to see its logs.
 pub async fn spawn_app_with<V: AsRef<str>>(vars: &[(&str, V)]) -> TestApp {
@@ -83,6 +84,7 @@ pub async fn spawn_app_with<V: AsRef<str>>(vars: &[(&str, V)]) -> TestApp {
         server,
     }
 }
+// ANCHOR_END: spawn_app
 
 /// An HTTP client for talking to the service.
 pub fn http_client() -> reqwest::Client {
@@ -178,6 +180,27 @@ impl Service {
             .expect("the service logs the address it listens on");
         service.address = format!("http://{}", field(&listening, "address"));
         service
+    }
+
+    /// GET `path` with `headers`, from a test that has no runtime of its own; returns the
+    /// status.
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> u16 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let mut request = http_client().get(format!("{}{path}", self.address));
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            request
+                .send()
+                .await
+                .expect("the request is answered")
+                .status()
+                .as_u16()
+        })
     }
 
     /// Waits up to ten seconds for a new stdout line that matches.

@@ -1,0 +1,180 @@
+//! Prometheus metrics at `/metrics`, or on a port of their own when `METRICS_PORT` is set.
+//!
+//! Every request is counted and timed by method, route pattern and status. The auth code
+//! counts refusals by reason and JWKS fetches by trigger and outcome; the database reports
+//! its pool when scraped. They record through the `metrics` facade, which this module
+//! connects to a Prometheus exporter.
+
+use std::io;
+use std::net::{IpAddr, TcpListener};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{App, Error, HttpResponse, HttpServer, web};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::sync::watch;
+
+use crate::settings::{SettingsError, Values};
+
+/// How long each request took, from the first middleware to the response head.
+const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
+/// Bucket bounds in seconds: a loopback answer takes well under a millisecond, a slow
+/// dependency seconds.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Histogram samples are folded in this often, so memory stays flat between scrapes.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// `METRICS_PORT`: where Prometheus scrapes.
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    /// A port of their own on `HOST`, or `None` for `/metrics` on `PORT`.
+    pub port: Option<u16>,
+}
+
+impl MetricsSettings {
+    pub(crate) fn from_values(values: &Values<'_>) -> Result<Self, SettingsError> {
+        Ok(Self {
+            port: values.optional_with(
+                "METRICS_PORT",
+                "a port number from 0 to 65535, or empty to serve /metrics on PORT",
+                |value| value.parse().ok(),
+            )?,
+        })
+    }
+}
+
+/// A source of gauges read at scrape time, such as the database pool.
+type Collector = Arc<dyn Fn() + Send + Sync>;
+
+/// The exporter's handle and the collectors to run before each scrape.
+#[derive(Clone)]
+pub struct Metrics {
+    handle: PrometheusHandle,
+    collectors: Vec<Collector>,
+}
+
+impl Metrics {
+    /// Connects the `metrics` facade to the Prometheus exporter. The recorder is global:
+    /// every application in the process (the tests start many) shares it.
+    pub fn install() -> Self {
+        static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+        let handle = HANDLE.get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(REQUEST_DURATION.to_owned()),
+                    &DURATION_BUCKETS,
+                )
+                .expect("the bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed; /metrics stays empty");
+            }
+            let upkeep = handle.clone();
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                }
+            });
+            handle
+        });
+        Self {
+            handle: handle.clone(),
+            collectors: Vec::new(),
+        }
+    }
+
+    /// Runs `collect` before every scrape, to set gauges from current state.
+    pub fn collect_with(mut self, collect: impl Fn() + Send + Sync + 'static) -> Self {
+        self.collectors.push(Arc::new(collect));
+        self
+    }
+
+    /// Mounts `GET /metrics`.
+    pub fn routes(&self, config: &mut web::ServiceConfig) {
+        let metrics = self.clone();
+        config.route(
+            "/metrics",
+            web::get().to(move || {
+                let metrics = metrics.clone();
+                async move {
+                    for collect in &metrics.collectors {
+                        collect();
+                    }
+                    HttpResponse::Ok()
+                        .content_type("text/plain; version=0.0.4; charset=utf-8")
+                        .body(metrics.handle.render())
+                }
+            }),
+        );
+    }
+
+    /// Serves `/metrics` alone on `host:port`, until `shutdown` turns true. Returns the
+    /// bound port.
+    pub fn serve_on(
+        &self,
+        host: IpAddr,
+        port: u16,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> io::Result<u16> {
+        let listener = TcpListener::bind((host, port))?;
+        let port = listener.local_addr()?.port();
+        let metrics = self.clone();
+        let server = HttpServer::new(move || App::new().configure(|config| metrics.routes(config)))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)?
+            .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        tokio::spawn(async move {
+            let _ = shutdown.wait_for(|stopping| *stopping).await;
+            handle.stop(true).await;
+        });
+        Ok(port)
+    }
+}
+
+// ANCHOR: record
+/// Middleware: counts and times each request by method, route pattern and status. Paths
+/// that match no route share the `unmatched` label, so scanners cannot grow the series.
+pub async fn record(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let method = method_label(request.method()).to_owned();
+    let route = request
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let result = next.call(request).await;
+    let status = match &result {
+        Ok(response) => response.status(),
+        Err(error) => error.as_response_error().status_code(),
+    };
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", status.as_str().to_owned()),
+    ];
+    metrics::counter!("http_server_requests_total", &labels).increment(1);
+    metrics::histogram!(REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
+    result
+}
+// ANCHOR_END: record
+
+/// The standard methods by name; any other is `_OTHER`, as OpenTelemetry's conventions say.
+fn method_label(method: &Method) -> &str {
+    match method.as_str() {
+        name @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "CONNECT"
+        | "TRACE") => name,
+        _ => "_OTHER",
+    }
+}

@@ -1,0 +1,114 @@
+//! Property-based tests of a running example with schemathesis: the release-like binary
+//! serves on loopback with its development issuer, and schemathesis generates requests for
+//! every operation of the served OpenAPI document, with an admin token.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{Result, Scratch, run, tools};
+
+/// What the responses must satisfy: no 5xx, and each status, content type, header and body
+/// as the document declares it.
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
+                      response_headers_conformance,response_schema_conformance";
+
+/// Runs schemathesis against `binary`, an example's service with `auth=oidc` and SQLite.
+pub fn check(binary: &Path) -> Result {
+    let schemathesis = tools::python_tool("schemathesis")?;
+    let scratch = Scratch::new("schemathesis")?;
+    let port = crate::postgres::free_port()?;
+    let log = std::fs::File::create(scratch.path.join("service.log")).map_err(|e| e.to_string())?;
+    let service = Service(
+        Command::new(binary)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("CONFIG_DIR", "/nonexistent")
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}/api.db?mode=rwc", scratch.path.display()),
+            )
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", binary.display()))?,
+    );
+    wait_until_ready(port)?;
+    let (status, body) = http(
+        port,
+        "POST /dev-issuer/token",
+        r#"{"sub":"schemathesis","roles":["admin"],"scope":"read write"}"#,
+    )?;
+    if status != 200 {
+        return Err(format!("the development issuer answered {status}: {body}"));
+    }
+    let token = body
+        .split(r#""access_token":""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .ok_or_else(|| format!("no access_token in {body}"))?;
+    let result = run(Command::new(schemathesis)
+        .arg("run")
+        .arg(format!("http://127.0.0.1:{port}/openapi.json"))
+        .args(["--checks", CHECKS])
+        .args(["--max-examples", "50"])
+        .args(["--seed", "1"])
+        .arg("--header")
+        .arg(format!("Authorization: Bearer {token}"))
+        .current_dir(&scratch.path));
+    drop(service);
+    result
+}
+
+/// The service process, killed when dropped.
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_until_ready(port: u16) -> Result {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok((200, _)) = http(port, "GET /health/readiness", "") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the service on port {port} was not ready within 30 s"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One HTTP/1.1 request with a JSON body; returns the status and the body.
+fn http(port: u16, request_line: &str, body: &str) -> Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "{request_line} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("not an HTTP response: {response:.80}"))?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Ok((status, body.to_owned()))
+}
