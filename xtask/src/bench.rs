@@ -345,22 +345,26 @@ impl Server {
 
     /// The most resident memory the process has had (VmHWM), in bytes.
     pub(crate) fn peak_rss(&self) -> Result<u64> {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .map_err(|e| e.to_string())?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|value| {
-                value
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .map(|kib| kib * 1024)
-            .ok_or_else(|| "no VmHWM in /proc/PID/status".into())
+        memory(self.child.id(), "VmHWM:").ok_or_else(|| "no VmHWM in /proc/PID/status".into())
     }
+}
+
+/// A memory figure of `pid`'s `/proc/PID/status` (`field` such as `VmRSS:`), in bytes; `None`
+/// once the process has exited.
+pub(crate) fn memory(pid: u32, field: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(|kib| kib * 1024)
 }
 
 impl Drop for Server {

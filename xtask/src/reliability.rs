@@ -181,19 +181,7 @@ fn soak(server: &Server, load: &Load, tokens: &Path) -> Result {
 
 /// Resident memory of `pid` now (VmRSS), or `None` once it has exited.
 fn resident(pid: u32) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| {
-            value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map(|kib| kib * 1024)
+    crate::bench::memory(pid, "VmRSS:")
 }
 
 /// SIGTERM one second into three seconds of load, with a four-second shutdown delay (what
