@@ -239,7 +239,7 @@ pub(crate) struct Server {
 
 impl Target {
     pub(crate) fn start(&self) -> Result<Server> {
-        let port = free_port()?;
+        let port = crate::postgres::free_port()?;
         let started = Instant::now();
         let (mut command, probe) = match self {
             Self::Floor {
@@ -962,11 +962,6 @@ pub(crate) fn json_string(json: &str, name: &str) -> Option<String> {
     let rest = json.split(&format!("\"{name}\":")).nth(1)?;
     let rest = rest.trim_start().strip_prefix('"')?;
     Some(rest.split('"').next()?.replace("\\/", "/"))
-}
-
-pub(crate) fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 fn file_size(path: &Path) -> Result<u64> {

@@ -2,12 +2,11 @@
 //! serves on loopback with its development issuer, and schemathesis generates requests for
 //! every operation of the served OpenAPI document, with an admin token.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::bench::{http, json_string};
 use crate::{Result, Scratch, run, tools};
 
 /// What the responses must satisfy: no 5xx, and each status, content type, header and body
@@ -37,18 +36,16 @@ pub fn check(binary: &Path) -> Result {
     );
     wait_until_ready(port)?;
     let (status, body) = http(
-        port,
-        "POST /dev-issuer/token",
+        "POST",
+        &format!("http://127.0.0.1:{port}/dev-issuer/token"),
+        &[("Content-Type", "application/json")],
         r#"{"sub":"schemathesis","roles":["admin"],"scope":"read write"}"#,
     )?;
     if status != 200 {
         return Err(format!("the development issuer answered {status}: {body}"));
     }
-    let token = body
-        .split(r#""access_token":""#)
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .ok_or_else(|| format!("no access_token in {body}"))?;
+    let token =
+        json_string(&body, "access_token").ok_or_else(|| format!("no access_token in {body}"))?;
     let result = run(Command::new(schemathesis)
         .arg("run")
         .arg(format!("http://127.0.0.1:{port}/openapi.json"))
@@ -75,7 +72,8 @@ impl Drop for Service {
 fn wait_until_ready(port: u16) -> Result {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok((200, _)) = http(port, "GET /health/readiness", "") {
+        let readiness = format!("http://127.0.0.1:{port}/health/readiness");
+        if let Ok((200, _)) = http("GET", &readiness, &[], "") {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -85,30 +83,4 @@ fn wait_until_ready(port: u16) -> Result {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// One HTTP/1.1 request with a JSON body; returns the status and the body.
-fn http(port: u16, request_line: &str, body: &str) -> Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "{request_line} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("not an HTTP response: {response:.80}"))?;
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-    Ok((status, body.to_owned()))
 }
