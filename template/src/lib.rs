@@ -6,6 +6,7 @@
 pub mod api;
 pub mod auth;
 {% endif -%}
+pub mod client_ip;
 {% if database != "none" -%}
 pub mod db;
 {% endif -%}

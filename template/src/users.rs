@@ -44,7 +44,7 @@ pub struct User {
     pub updated_at: i64,
 }
 
-/// What `PUT /users/me` accepts. Missing fields come from the token's claims.
+/// What `PUT /users/me` accepts. Missing fields come from the token (a verified email only).
 #[derive(Debug, Deserialize{% if openapi %}, utoipa::ToSchema{% endif %})]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
@@ -61,6 +61,8 @@ pub enum UsersError {
     NotFound(String),
     #[error("the email address is already used by another user")]
     Conflict,
+    #[error("the profile was deleted by an administrator")]
+    Deleted,
     #[error("the database is not available")]
     Unavailable,
     #[error("database error: {0}")]
@@ -85,6 +87,7 @@ impl ResponseError for UsersError {
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
+            Self::Deleted => StatusCode::GONE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -145,6 +148,8 @@ pub(crate) async fn get_me(
 }
 
 /// Creates or updates the caller's profile: 201 when created, 200 when updated.
+///
+/// A profile an administrator deleted stays deleted: 410, until the profile is purged.
 {%- if openapi %}
 #[utoipa::path(
     put,
@@ -156,6 +161,7 @@ pub(crate) async fn get_me(
         (status = 200, description = "The profile was updated", body = User),
         (status = 201, description = "The profile was created", body = User),
         (status = 409, description = "The email address belongs to another user", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "An administrator deleted the profile", body = Problem, content_type = "application/problem+json"),
         BodyRefusals,
         BearerRefusals,
     ),
@@ -173,24 +179,29 @@ pub(crate) async fn put_me(
         .or_else(|| token.preferred_username.clone())
         .unwrap_or_else(|| token.sub.clone());
     let display_name = validate_display_name(&display_name)?;
-    let email = match update.email.or_else(|| token.email.clone()) {
-        Some(email) => Some(validate_email(&email)?),
+    // An unverified address in the token could be anyone's: only a verified one is taken.
+    let email = match update.email.as_deref().or_else(|| token.verified_email()) {
+        Some(email) => Some(validate_email(email)?),
         None => None,
     };
 
     let now = now();
     let mut transaction = begin(&pool).await?;
-    let existed = sqlx::query("SELECT 1 FROM users WHERE id = $1")
-        .bind(&token.sub)
-        .fetch_optional(&mut *transaction)
-        .await?
-        .is_some();
+    let existing: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT deleted_at FROM users WHERE id = $1")
+            .bind(&token.sub)
+            .fetch_optional(&mut *transaction)
+            .await?;
+    // An administrator's delete stands: the caller cannot bring the profile back.
+    if matches!(existing, Some(Some(_))) {
+        return Err(UsersError::Deleted);
+    }
     let row = sqlx::query(
         "INSERT INTO users (id, email, display_name, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (id) DO UPDATE SET email = excluded.email, \
-         display_name = excluded.display_name, updated_at = excluded.updated_at, \
-         deleted_at = NULL \
+         display_name = excluded.display_name, updated_at = excluded.updated_at \
+         WHERE users.deleted_at IS NULL \
          RETURNING id, email, display_name, created_at, updated_at",
     )
     .bind(&token.sub)
@@ -198,11 +209,13 @@ pub(crate) async fn put_me(
     .bind(&display_name)
     .bind(now)
     .bind(now)
-    .fetch_one(&mut *transaction)
-    .await?;
+    .fetch_optional(&mut *transaction)
+    .await?
+    // Deleted since the check above, by an administrator's concurrent request.
+    .ok_or(UsersError::Deleted)?;
     let user = to_user(&row)?;
     transaction.commit().await?;
-    let status = if existed {
+    let status = if existing.is_some() {
         StatusCode::OK
     } else {
         StatusCode::CREATED

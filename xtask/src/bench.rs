@@ -272,6 +272,8 @@ impl Target {
                     .env("LOG_JSON_OUTPUT", "true")
                     .env("LOG_LEVEL", "info")
                     .env("OIDC_ISSUER_URL", issuer)
+                    // The provider on loopback speaks plain http.
+                    .env("OIDC_ALLOW_HTTP", "true")
                     .env("OIDC_AUDIENCE", AUDIENCE)
                     .env("DATABASE_URL", "sqlite:bench.db")
                     .envs(env.iter().map(|(name, value)| (name, value)));

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod client_ip;
 pub mod db;
 pub mod health;
 pub mod metrics;

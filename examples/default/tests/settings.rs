@@ -73,7 +73,7 @@ fn config_files_apply_per_environment() {
             ("CONFIG_DIR", "config"),
             ("APP_ENVIRONMENT", "production"),
             // Required in production when the service has OIDC auth; ignored otherwise.
-            ("OIDC_ISSUER_URL", "http://127.0.0.1:9"),
+            ("OIDC_ISSUER_URL", "https://127.0.0.1:9"),
             ("OIDC_AUDIENCE", "api"),
         ],
     );

@@ -20,19 +20,15 @@ impl Harness {
         Self { issuer, app }
     }
 
-    /// A token for `sub`, with the admin role when `admin`.
+    /// A token for `sub`, with a verified email, and the admin role when `admin`.
     fn token(&self, sub: &str, admin: bool) -> String {
-        let roles = if admin {
-            json!(["user", "admin"])
-        } else {
-            json!(["user"])
-        };
+        let roles: &[&str] = if admin { &["user", "admin"] } else { &["user"] };
         self.issuer
             .token()
             .claim("sub", json!(sub))
             .claim("preferred_username", json!(format!("{sub}-name")))
             .claim("email", json!(format!("{sub}@example.test")))
-            .claim("realm_access", json!({ "roles": roles }))
+            .roles(roles)
             .sign()
     }
 
@@ -78,7 +74,10 @@ async fn put_me_creates_the_profile_from_the_token_then_updates_it() {
         created["display_name"], "ada-name",
         "from preferred_username"
     );
-    assert_eq!(created["email"], "ada@example.test", "from the email claim");
+    assert_eq!(
+        created["email"], "ada@example.test",
+        "from the verified email claim"
+    );
 
     let (status, updated) = harness
         .put_me(&token, json!({ "display_name": "Ada L." }))
@@ -187,6 +186,82 @@ async fn an_email_used_by_another_user_is_a_409_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn an_unverified_email_in_the_token_is_not_taken() {
+    let harness = Harness::start().await;
+    // Anyone can put any address in a self-service profile at the provider.
+    let unverified = harness
+        .issuer
+        .token()
+        .claim("sub", json!("eve"))
+        .claim("email", json!("ceo@example.test"))
+        .claim("email_verified", json!(false))
+        .sign();
+    let unstated = harness
+        .issuer
+        .token()
+        .claim("sub", json!("mallory"))
+        .claim("email", json!("cfo@example.test"))
+        .without("email_verified")
+        .sign();
+
+    for token in [unverified, unstated] {
+        let (status, created) = harness.put_me(&token, json!({})).await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["email"], Value::Null, "{created}");
+    }
+}
+
+#[tokio::test]
+async fn email_addresses_are_unique_whatever_their_case_among_live_profiles() {
+    let harness = Harness::start().await;
+    let ada = harness.token("ada", false);
+    let bob = harness.token("bob", false);
+    harness
+        .put_me(&ada, json!({ "email": "Shared@Example.test" }))
+        .await;
+
+    let (status, problem) = harness
+        .put_me(&bob, json!({ "email": "shared@example.TEST" }))
+        .await;
+    assert_eq!(status, 409, "{problem}");
+
+    // Once ada's profile is deleted, her address is free for someone else.
+    let admin = harness.token("root", true);
+    let delete = harness
+        .send(reqwest::Method::DELETE, "/api/v1/users/ada", &admin, None)
+        .await;
+    assert_eq!(delete.0, 204);
+    let (status, bob) = harness
+        .put_me(&bob, json!({ "email": "shared@example.TEST" }))
+        .await;
+    assert_eq!(status, 201, "{bob}");
+}
+
+#[tokio::test]
+async fn a_profile_an_admin_deleted_stays_deleted() {
+    let harness = Harness::start().await;
+    let ada = harness.token("ada", false);
+    harness.put_me(&ada, json!({})).await;
+    let admin = harness.token("root", true);
+    let delete = harness
+        .send(reqwest::Method::DELETE, "/api/v1/users/ada", &admin, None)
+        .await;
+    assert_eq!(delete.0, 204);
+
+    // The user's next PUT does not bring the profile back.
+    let (status, problem) = harness
+        .put_me(&ada, json!({ "display_name": "Ada again" }))
+        .await;
+    assert_eq!(status, 410, "{problem}");
+    assert_eq!(
+        problem["detail"],
+        "the profile was deleted by an administrator"
+    );
+    assert_eq!(harness.get("/api/v1/users/ada", &admin).await.0, 404);
+    assert_eq!(harness.get("/api/v1/users/me", &ada).await.0, 404);
+}
+
+#[tokio::test]
 async fn listing_users_needs_the_admin_role_and_pages_in_a_stable_order() {
     let harness = Harness::start().await;
     for sub in ["carol", "alice", "erin", "bob", "dave"] {
@@ -279,7 +354,12 @@ async fn an_unreachable_database_is_reported_by_readiness_and_answered_with_503(
     let readiness = app.get("/health/readiness").await;
     assert_eq!(readiness.status(), 503);
     let body: Value = readiness.json().await.unwrap();
-    assert_eq!(body["checks"]["database"]["status"], "down", "{body}");
+    // Down, and nothing more: the database's error is for the log.
+    assert_eq!(
+        body["checks"]["database"],
+        json!({ "status": "down" }),
+        "{body}"
+    );
 
     let response = app
         .get_with_token("/api/v1/users/me", &issuer.token().sign())

@@ -3,14 +3,15 @@
 //! Liveness answers as long as the process can serve HTTP. Readiness runs every registered
 //! dependency check and answers 503 naming the failing ones; it also answers 503 from the
 //! moment graceful shutdown begins, so load balancers stop sending new requests while
-//! in-flight ones finish.
+//! in-flight ones finish. The probes are public: they say `up` or `down` and nothing more.
+//! Why a check is down (a provider URL, a database error) goes to the log when it changes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -20,7 +21,7 @@ use serde::Serialize;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 // ANCHOR: health_check
-/// The result of one check: `Err` carries a short reason, safe to show to callers.
+/// The result of one check: `Err` carries the reason, for the log only.
 pub type CheckResult = Result<(), String>;
 
 /// A dependency the service needs in order to serve traffic.
@@ -42,6 +43,8 @@ pub struct Readiness {
 struct Inner {
     shutting_down: AtomicBool,
     checks: RwLock<Vec<Arc<dyn HealthCheck>>>,
+    /// Each check's last reason for being down (`None` when up), to log changes only.
+    last: Mutex<HashMap<&'static str, Option<String>>>,
 }
 
 impl Readiness {
@@ -72,26 +75,91 @@ impl Readiness {
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .clone();
-            checks = futures_util::future::join_all(registered.iter().map(|check| async move {
-                let result = match tokio::time::timeout(CHECK_TIMEOUT, check.check()).await {
-                    Ok(Ok(())) => Check::up(),
-                    Ok(Err(reason)) => Check::down(reason),
-                    Err(_) => Check::down(format!("no answer within {CHECK_TIMEOUT:?}")),
-                };
-                (check.name(), result)
-            }))
-            .await
-            .into_iter()
-            .collect();
+            let results =
+                futures_util::future::join_all(registered.iter().map(|check| async move {
+                    let result = match tokio::time::timeout(CHECK_TIMEOUT, check.check()).await {
+                        Ok(result) => result,
+                        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+                    };
+                    (check.name(), result)
+                }))
+                .await;
+            self.log_changes(&results);
+            checks = results
+                .into_iter()
+                .map(|(name, result)| (name, Check::from(&result)))
+                .collect();
         }
         // Checked after the probes too: an answer given once shutdown has begun is 503.
         if self.is_shutting_down() {
-            checks.insert(
-                "shutdown",
-                Check::down("graceful shutdown in progress".into()),
-            );
+            let down = Check {
+                status: Status::Down,
+            };
+            checks.insert("shutdown", down);
         }
         Report::from_checks(checks)
+    }
+
+    /// Logs a check that went down (with its reason) or came back up, once per change.
+    fn log_changes(&self, results: &[(&'static str, CheckResult)]) {
+        let mut last = self
+            .inner
+            .last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (name, result) in results {
+            let reason = result.as_ref().err();
+            let previous = last.get(name);
+            if previous.map(Option::as_ref) == Some(reason) {
+                continue;
+            }
+            match reason {
+                Some(reason) => tracing::warn!(check = name, %reason, "readiness check down"),
+                // A check seen for the first time and up is not news.
+                None if previous.is_some() => tracing::info!(check = name, "readiness check up"),
+                None => {}
+            }
+            last.insert(name, reason.cloned());
+        }
+    }
+}
+
+/// Remembers a check's result for a while, so frequent probes (several load balancers,
+/// a kubelet) do not each reach the dependency: `Cached::new(check, ttl)`. Concurrent probes
+/// wait for the one in flight.
+pub struct Cached<C> {
+    check: C,
+    ttl: Duration,
+    last: tokio::sync::Mutex<Option<(Instant, CheckResult)>>,
+}
+
+impl<C: HealthCheck> Cached<C> {
+    pub fn new(check: C, ttl: Duration) -> Self {
+        Self {
+            check,
+            ttl,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl<C: HealthCheck> HealthCheck for Cached<C> {
+    fn name(&self) -> &'static str {
+        self.check.name()
+    }
+
+    fn check(&self) -> Pin<Box<dyn Future<Output = CheckResult> + Send + '_>> {
+        Box::pin(async move {
+            let mut last = self.last.lock().await;
+            if let Some((at, result)) = last.as_ref()
+                && at.elapsed() < self.ttl
+            {
+                return result.clone();
+            }
+            let result = self.check.check().await;
+            *last = Some((Instant::now(), result.clone()));
+            result
+        })
     }
 }
 
@@ -110,27 +178,19 @@ impl Report {
     }
 }
 
-/// One dependency check; `error` says why it is down.
+/// One dependency check: `up` or `down`, and no more (the reason is in the log).
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Check {
     status: Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
 }
 
-impl Check {
-    fn up() -> Self {
-        Self {
-            status: Status::Up,
-            error: None,
-        }
-    }
-
-    fn down(reason: String) -> Self {
-        Self {
-            status: Status::Down,
-            error: Some(reason),
-        }
+impl From<&CheckResult> for Check {
+    fn from(result: &CheckResult) -> Self {
+        let status = match result {
+            Ok(()) => Status::Up,
+            Err(_) => Status::Down,
+        };
+        Self { status }
     }
 }
 

@@ -16,6 +16,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use config::{Config, Environment as EnvironmentSource, File};
+use ipnet::IpNet;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
@@ -60,6 +61,9 @@ pub struct ServerSettings {
     pub shutdown_delay: Duration,
     /// Time in-flight requests get to finish once the listener is closed.
     pub drain_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` or `Forwarded` header is believed for the client's
+    /// address in the logs; none by default, so the logged address is the peer's.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// Log level, per-module filters and output format.
@@ -89,6 +93,15 @@ pub enum SettingsError {
         variable: &'static str,
         value: String,
         expected: &'static str,
+    },
+    /// Two settings that are each valid but unsafe together.
+    #[error("invalid setting {variable}={value:?} with {other}: {reason}")]
+    Conflict {
+        variable: &'static str,
+        value: String,
+        /// The other setting and its value, as `NAME="value"` or a description.
+        other: String,
+        reason: &'static str,
     },
     #[error("cannot read {path}: {reason}")]
     Source { path: PathBuf, reason: String },
@@ -161,6 +174,12 @@ impl Settings {
             )?,
             shutdown_delay: values.seconds("SHUTDOWN_DELAY", if production { "5" } else { "0" })?,
             drain_timeout: values.seconds("DRAIN_TIMEOUT", "30")?,
+            trusted_proxies: values.with(
+                "TRUSTED_PROXIES",
+                "comma-separated addresses or CIDR blocks such as 10.0.0.0/8,192.168.1.10",
+                "",
+                parse_networks,
+            )?,
         };
         // ANCHOR_END: server_settings
 
@@ -183,7 +202,7 @@ impl Settings {
         };
 
         Ok(Self {
-            auth: crate::auth::AuthSettings::from_values(&values, environment)?,
+            auth: crate::auth::AuthSettings::from_values(&values, environment, &server)?,
             database: crate::db::DatabaseSettings::from_values(&values)?,
             scheduler: crate::scheduler::SchedulerSettings::from_values(&values)?,
             metrics: crate::metrics::MetricsSettings::from_values(&values)?,
@@ -240,6 +259,21 @@ fn parse_origins(value: &str) -> Option<Vec<String>> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
             (matches!(scheme, "http" | "https") && host_ok).then(|| origin.to_owned())
+        })
+        .collect()
+}
+
+/// `10.0.0.0/8, 192.168.1.10`: a plain address is a network of one.
+fn parse_networks(value: &str) -> Option<Vec<IpNet>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|network| !network.is_empty())
+        .map(|network| {
+            network
+                .parse::<IpNet>()
+                .or_else(|_| network.parse::<IpAddr>().map(IpNet::from))
+                .ok()
         })
         .collect()
 }
@@ -375,7 +409,9 @@ pub(crate) mod tests {
     /// The variable `vars` make invalid.
     pub(crate) fn invalid_variable(vars: &[(&str, &str)]) -> &'static str {
         match settings(vars) {
-            Err(SettingsError::Invalid { variable, .. }) => variable,
+            Err(
+                SettingsError::Invalid { variable, .. } | SettingsError::Conflict { variable, .. },
+            ) => variable,
             other => panic!("expected an invalid setting, got {other:?}"),
         }
     }
@@ -462,6 +498,27 @@ pub(crate) mod tests {
         );
         let default = settings(&[]).unwrap();
         assert!(default.server.cors_allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_or_single_addresses() {
+        let listed = settings(&[("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.10,::1")]).unwrap();
+        let networks: Vec<String> = listed
+            .server
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(networks, ["10.0.0.0/8", "192.168.1.10/32", "::1/128"]);
+        assert!(settings(&[]).unwrap().server.trusted_proxies.is_empty());
+        assert_eq!(
+            invalid_variable(&[("TRUSTED_PROXIES", "10.0.0.0/33")]),
+            "TRUSTED_PROXIES"
+        );
+        assert_eq!(
+            invalid_variable(&[("TRUSTED_PROXIES", "proxy.example")]),
+            "TRUSTED_PROXIES"
+        );
     }
 
     #[test]

@@ -84,6 +84,53 @@ fn human_readable_lines_carry_the_request_id_too() {
 }
 
 #[test]
+fn a_user_agent_cannot_forge_fields_in_human_readable_lines() {
+    let mut service = Service::start(&[("LOG_JSON_OUTPUT", "false")]);
+
+    let forged = r#"curl/8" request_id=forged http.status_code=200 x="#;
+    service.get(
+        "/health/liveness",
+        &[("x-request-id", "ua-probe"), ("user-agent", forged)],
+    );
+    let line = service
+        .wait_for_line(|line| line.contains("ua-probe"))
+        .expect("the request is logged");
+
+    // Quoted and escaped: the forged pairs stay inside the user agent's value.
+    assert!(
+        line.contains(r#"http.user_agent="curl/8\" request_id=forged http.status_code=200 x=""#),
+        "{line}"
+    );
+    assert!(line.contains(" request_id=ua-probe"), "{line}");
+}
+
+#[test]
+fn the_client_address_is_the_peer_unless_a_trusted_proxy_forwards_it() {
+    let forwarded = [
+        ("x-forwarded-for", "203.0.113.9"),
+        ("x-request-id", "xff-1"),
+    ];
+
+    let mut direct = Service::start(&JSON);
+    direct.get("/health/liveness", &forwarded);
+    let line = direct
+        .wait_for_line(|line| line.contains("xff-1") && line.contains("END"))
+        .expect("the request is logged");
+    // Anyone can send the header: without TRUSTED_PROXIES it is ignored.
+    assert_eq!(field(&line, "http.client_ip"), "127.0.0.1");
+
+    let mut proxied = Service::start(&[
+        ("LOG_JSON_OUTPUT", "true"),
+        ("TRUSTED_PROXIES", "127.0.0.0/8"),
+    ]);
+    proxied.get("/health/liveness", &forwarded);
+    let line = proxied
+        .wait_for_line(|line| line.contains("xff-1") && line.contains("END"))
+        .expect("the request is logged");
+    assert_eq!(field(&line, "http.client_ip"), "203.0.113.9");
+}
+
+#[test]
 fn sigterm_drains_and_exits_cleanly() {
     let (status, lines) = Service::start(&JSON).terminate();
 

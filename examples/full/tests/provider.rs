@@ -64,8 +64,16 @@ impl Provider {
 
     /// An access token from the token endpoint for `form`.
     async fn token(&self, form: &[(&str, &str)]) -> String {
-        let response: Value = self
-            .client
+        let response = self.token_response(form).await;
+        response["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access token in {response}"))
+            .to_owned()
+    }
+
+    /// The token endpoint's whole answer for `form`.
+    async fn token_response(&self, form: &[(&str, &str)]) -> Value {
+        self.client
             .post(&self.token_endpoint)
             .basic_auth(
                 var("OIDC_TEST_CLIENT_ID", Some("test-client")),
@@ -77,11 +85,7 @@ impl Provider {
             .expect("the token endpoint answers")
             .json()
             .await
-            .expect("a token response");
-        response["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no access token in {response}"))
-            .to_owned()
+            .expect("a token response")
     }
 
     async fn client_token(&self, resource: Option<&str>) -> String {
@@ -180,6 +184,29 @@ async fn tokens_the_service_must_not_accept_are_refused() {
             "{challenge:?} should mention {reason}"
         );
     }
+}
+
+#[tokio::test]
+#[ignore = "needs a real OpenID provider: see the top of this file"]
+async fn an_id_token_is_refused_even_where_its_audience_matches() {
+    let provider = Provider::discover().await;
+    let login = provider
+        .token_response(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "alice-pw"),
+            ("scope", "openid read"),
+        ])
+        .await;
+    let id_token = login["id_token"].as_str().expect("an ID token with openid");
+    // As if the API were the client the user logged in with: the ID token's audience.
+    let client_id = var("OIDC_TEST_CLIENT_ID", Some("test-client"));
+    let app = provider.app(&[("OIDC_AUDIENCE", client_id.as_str())]).await;
+
+    let response = app.get_with_token("/api/v1/protected", id_token).await;
+    assert_eq!(response.status(), 401);
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("not an access token"), "{challenge}");
 }
 
 #[tokio::test]

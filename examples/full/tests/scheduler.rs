@@ -45,7 +45,7 @@ async fn the_purge_job_removes_users_deleted_long_enough_ago() {
     let admin = issuer
         .token()
         .claim("sub", json!("root"))
-        .claim("realm_access", json!({ "roles": ["admin"] }))
+        .roles(&["admin"])
         .sign();
     for sub in ["ada", "bob"] {
         let token = issuer

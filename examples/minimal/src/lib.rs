@@ -2,6 +2,7 @@
 //! and runs a [`server::Application`]; the integration tests in `tests/` build the same
 //! application on port 0.
 
+pub mod client_ip;
 pub mod health;
 pub mod policies;
 pub mod problem;

@@ -12,6 +12,7 @@ use actix_web::{App, HttpServer, web};
 use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
+use crate::client_ip::TrustedProxies;
 use crate::health::{self, Readiness};
 use crate::policies;
 use crate::problem;
@@ -41,6 +42,13 @@ impl Application {
         let (shutdown, _) = watch::channel(false);
 
         let app_readiness = readiness.clone();
+        let trusted_proxies = TrustedProxies::new(server_settings.trusted_proxies.clone());
+        if !server_settings.trusted_proxies.is_empty() {
+            tracing::info!(
+                proxies = ?server_settings.trusted_proxies,
+                "TRUSTED_PROXIES: their X-Forwarded-For and Forwarded headers name the client in the logs"
+            );
+        }
         let json_body_limit = server_settings.json_body_limit;
         let request_timeout = server_settings.request_timeout;
         let cors_allowed_origins = server_settings.cors_allowed_origins.clone();
@@ -55,6 +63,7 @@ impl Application {
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn(request_id::propagate))
                 .app_data(web::Data::new(app_readiness.clone()))
+                .app_data(trusted_proxies.clone())
                 .app_data(problem::json_config(json_body_limit))
                 .app_data(problem::query_config())
                 .configure(health::routes)

@@ -17,6 +17,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Registry, fmt};
 
+use crate::client_ip::client_ip;
 use crate::request_id::RequestId;
 use crate::settings::LogSettings;
 
@@ -65,7 +66,10 @@ pub fn log_panics() {
 /// The span every request runs in. Its fields appear on every log line of the request.
 ///
 /// Only the path is recorded, never the query string (it can carry credentials), and no
-/// header but `User-Agent`: an `Authorization` header never reaches the logs.
+/// header but `User-Agent`: an `Authorization` header never reaches the logs. The user
+/// agent is recorded as a string, which the human-readable format quotes and escapes, so
+/// it cannot forge other fields. The client's address is the peer's unless
+/// `TRUSTED_PROXIES` says otherwise (see [`crate::client_ip`]).
 pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
@@ -87,8 +91,8 @@ impl RootSpanBuilder for RequestSpan {
             http.method = %request.method(),
             http.route = %route,
             http.target = %request.path(),
-            http.client_ip = %request.connection_info().realip_remote_addr().unwrap_or(""),
-            http.user_agent = %user_agent,
+            http.client_ip = client_ip(request).map(tracing::field::display),
+            http.user_agent = user_agent,
             http.status_code = tracing::field::Empty,
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,

@@ -22,8 +22,9 @@ pub enum AuthError {
         required: String,
         scope: Option<String>,
     },
-    /// The provider's keys have never been loaded, so no token can be checked: 503.
-    #[error("the identity provider's keys are not loaded yet")]
+    /// The provider's keys are not loaded (yet, or any more: they went stale while it was
+    /// unreachable), so no token can be checked: 503.
+    #[error("the identity provider's keys are not available")]
     KeysUnavailable,
 }
 
@@ -38,6 +39,10 @@ pub enum Rejection {
     Algorithm,
     #[error("the token's type is not at+jwt")]
     Type,
+    #[error("the token is not an access token")]
+    NotAccessToken,
+    #[error("the token has a critical header parameter this service does not understand")]
+    CriticalHeader,
     #[error("the token's signing key is unknown")]
     UnknownKey,
     #[error("the token's signature is invalid")]
@@ -46,10 +51,14 @@ pub enum Rejection {
     Expired,
     #[error("the token is not valid yet")]
     NotYetValid,
+    #[error("the token was issued in the future")]
+    IssuedInFuture,
     #[error("the token's issuer is not trusted")]
     Issuer,
     #[error("the token's audience does not include this service")]
     Audience,
+    #[error("the token was issued to a client that may not call this service")]
+    Client,
     #[error("the token lacks a required claim")]
     MissingClaim,
     #[error("the token's claims are invalid")]
@@ -64,12 +73,16 @@ impl Rejection {
             Self::Malformed => "malformed",
             Self::Algorithm => "algorithm",
             Self::Type => "type",
+            Self::NotAccessToken => "not_access_token",
+            Self::CriticalHeader => "crit",
             Self::UnknownKey => "unknown_key",
             Self::Signature => "signature",
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
             Self::Issuer => "issuer",
             Self::Audience => "audience",
+            Self::Client => "client",
             Self::MissingClaim => "missing_claim",
             Self::Claims => "claims",
         }

@@ -20,7 +20,7 @@ use sqlx::{Pool, SqlSafeStr};
 
 pub use backend::{Db, try_lock_job};
 
-use crate::health::{CheckResult, HealthCheck, Readiness};
+use crate::health::{Cached, CheckResult, HealthCheck, Readiness};
 use crate::settings::{SettingsError, Values};
 
 /// A pool of connections to the service's database.
@@ -120,10 +120,14 @@ impl Database {
             ready: AtomicBool::new(false),
             last_error: RwLock::new(None),
         });
-        readiness.register(DatabaseCheck {
-            pool: pool.clone(),
-            state: Arc::clone(&state),
-        });
+        // Probes come often and from several places; one query a second answers them all.
+        readiness.register(Cached::new(
+            DatabaseCheck {
+                pool: pool.clone(),
+                state: Arc::clone(&state),
+            },
+            Duration::from_secs(1),
+        ));
         let task = tokio::spawn(prepare(pool.clone(), settings.migrate, state));
         Ok(Self { pool, task })
     }

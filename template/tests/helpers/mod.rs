@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use {{crate_name}}::health::{CheckResult, HealthCheck, Readiness};
+pub use {{crate_name}}::health::{Cached, CheckResult, HealthCheck, Readiness};
 pub use {{crate_name}}::server::Application;
 pub use {{crate_name}}::settings::Settings;
 pub use {{crate_name}}::telemetry;

@@ -54,18 +54,57 @@ pub struct Claims {
     pub preferred_username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    /// Keycloak realm roles.
+    /// Whether the provider checked that `email` belongs to the subject. Some providers
+    /// send it as a string: `"true"` counts.
+    #[serde(
+        default,
+        deserialize_with = "bool_or_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub email_verified: Option<bool>,
+    /// Keycloak's token type: `Bearer` in access tokens, `ID` in ID tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typ: Option<String>,
+    /// Keycloak realm roles; they count only with `OIDC_REALM_ROLES=true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realm_access: Option<Roles>,
     /// Keycloak client roles, by client id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_access: Option<HashMap<String, Roles>>,
-    /// Roles as a plain list (many providers, and the development issuer).
+    /// Roles as a plain list (Entra ID app roles); they count only with
+    /// `OIDC_REALM_ROLES=true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
     /// Every other claim.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `true`, `false`, `"true"` or `"false"`.
+fn bool_or_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum BoolOrString {
+        Bool(bool),
+        String(String),
+    }
+    Ok(match Option::<BoolOrString>::deserialize(deserializer)? {
+        Some(BoolOrString::Bool(value)) => Some(value),
+        Some(BoolOrString::String(text)) => Some(text.eq_ignore_ascii_case("true")),
+        None => None,
+    })
+}
+
+/// Where the caller's roles come from.
+#[derive(Debug, Clone, Default)]
+pub struct RoleSources {
+    /// The client whose `resource_access` roles count: this API's own client.
+    pub client_id: Option<String>,
+    /// Also count realm-wide roles (`realm_access`) and a plain `roles` claim, which any
+    /// application of the realm shares (`OIDC_REALM_ROLES=true`).
+    pub realm_roles: bool,
 }
 
 /// A claim that may be a single string or a list of strings.
@@ -108,9 +147,8 @@ struct Verified {
 }
 
 impl AccessToken {
-    /// Wraps verified claims. `client_id` selects the Keycloak client whose
-    /// `resource_access` roles count as the token's roles.
-    pub(crate) fn new(claims: Claims, client_id: Option<&str>) -> Self {
+    /// Wraps verified claims, taking the caller's roles from `roles`.
+    pub(crate) fn new(claims: Claims, roles: &RoleSources) -> Self {
         let mut scopes = BTreeSet::new();
         if let Some(scope) = &claims.scope {
             scopes.extend(scope.split_whitespace().map(str::to_owned));
@@ -122,17 +160,20 @@ impl AccessToken {
                     .map(str::to_owned),
             );
         }
+        let sources = roles;
         let mut roles = BTreeSet::new();
-        if let Some(realm) = &claims.realm_access {
-            roles.extend(realm.roles.iter().cloned());
-        }
-        if let (Some(resources), Some(client_id)) = (&claims.resource_access, client_id)
+        if let (Some(resources), Some(client_id)) = (&claims.resource_access, &sources.client_id)
             && let Some(client) = resources.get(client_id)
         {
             roles.extend(client.roles.iter().cloned());
         }
-        if let Some(plain) = &claims.roles {
-            roles.extend(plain.iter().cloned());
+        if sources.realm_roles {
+            if let Some(realm) = &claims.realm_access {
+                roles.extend(realm.roles.iter().cloned());
+            }
+            if let Some(plain) = &claims.roles {
+                roles.extend(plain.iter().cloned());
+            }
         }
         Self(Arc::new(Verified {
             claims,
@@ -146,9 +187,19 @@ impl AccessToken {
         &self.0.scopes
     }
 
-    /// Roles from `realm_access`, `resource_access.<OIDC_CLIENT_ID>` and `roles`.
+    /// Roles from `resource_access.<OIDC_CLIENT_ID>`, and with `OIDC_REALM_ROLES=true`
+    /// from `realm_access` and `roles` too.
     pub fn roles(&self) -> &BTreeSet<String> {
         &self.0.roles
+    }
+
+    /// The email address, when the provider verified it belongs to the subject.
+    pub fn verified_email(&self) -> Option<&str> {
+        let claims = &self.0.claims;
+        claims
+            .email
+            .as_deref()
+            .filter(|_| claims.email_verified == Some(true))
     }
 
     pub fn has_scope(&self, scope: &str) -> bool {
@@ -198,45 +249,91 @@ impl Deref for AccessToken {
 mod tests {
     use super::*;
 
-    fn token(claims: serde_json::Value, client_id: Option<&str>) -> AccessToken {
+    fn token(claims: serde_json::Value, sources: &RoleSources) -> AccessToken {
         let mut base = serde_json::json!({ "iss": "i", "sub": "s", "aud": "a", "exp": 1 });
         base.as_object_mut()
             .unwrap()
             .extend(claims.as_object().unwrap().clone());
-        AccessToken::new(serde_json::from_value(base).unwrap(), client_id)
+        AccessToken::new(serde_json::from_value(base).unwrap(), sources)
+    }
+
+    fn client(client_id: &str, realm_roles: bool) -> RoleSources {
+        RoleSources {
+            client_id: Some(client_id.to_owned()),
+            realm_roles,
+        }
     }
 
     #[test]
     fn scopes_come_from_scope_and_scp() {
         let token = token(
             serde_json::json!({ "scope": "read write", "scp": ["admin"] }),
-            None,
+            &RoleSources::default(),
         );
         assert!(token.has_scope("read") && token.has_scope("write") && token.has_scope("admin"));
         assert!(!token.has_scope("delete"));
     }
 
+    fn roles_of(token: &AccessToken) -> Vec<&str> {
+        token.roles().iter().map(String::as_str).collect()
+    }
+
     #[test]
-    fn roles_come_from_realm_the_configured_client_and_plain_roles() {
+    fn only_this_apis_client_roles_count_by_default() {
         let claims = serde_json::json!({
-            "realm_access": { "roles": ["user"] },
+            "realm_access": { "roles": ["admin"] },
             "resource_access": { "orders": { "roles": ["clerk"] }, "billing": { "roles": ["payer"] } },
             "roles": ["auditor"]
         });
-        let token = token(claims, Some("orders"));
-        let roles: Vec<&str> = token.roles().iter().map(String::as_str).collect();
-        assert_eq!(roles, ["auditor", "clerk", "user"]);
+        let own = token(claims.clone(), &client("orders", false));
+        assert_eq!(roles_of(&own), ["clerk"]);
+        assert!(
+            !own.has_role("admin"),
+            "a realm administrator is not one here"
+        );
+
+        let realm = token(claims, &client("orders", true));
+        assert_eq!(roles_of(&realm), ["admin", "auditor", "clerk"]);
+    }
+
+    #[test]
+    fn an_email_counts_as_verified_only_when_the_provider_says_so() {
+        let email = |verified: serde_json::Value| {
+            let claims =
+                serde_json::json!({ "email": "ada@example.test", "email_verified": verified });
+            token(claims, &RoleSources::default())
+                .verified_email()
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            email(serde_json::json!(true)).as_deref(),
+            Some("ada@example.test")
+        );
+        assert_eq!(
+            email(serde_json::json!("true")).as_deref(),
+            Some("ada@example.test")
+        );
+        assert_eq!(email(serde_json::json!(false)), None);
+        assert_eq!(email(serde_json::Value::Null), None);
+        let unverified = token(
+            serde_json::json!({ "email": "ada@example.test" }),
+            &RoleSources::default(),
+        );
+        assert_eq!(unverified.verified_email(), None);
     }
 
     #[test]
     fn unknown_claims_are_kept() {
-        let token = token(serde_json::json!({ "tenant": "acme" }), None);
+        let token = token(
+            serde_json::json!({ "tenant": "acme" }),
+            &RoleSources::default(),
+        );
         assert_eq!(token.extra["tenant"], "acme");
     }
 
     #[test]
     fn a_missing_role_is_a_403() {
-        let token = token(serde_json::json!({}), None);
+        let token = token(serde_json::json!({}), &RoleSources::default());
         assert!(matches!(
             token.require_role("admin"),
             Err(AuthError::InsufficientScope { .. })

@@ -2,16 +2,17 @@
 //!
 //! Keys are fetched in the background, with backoff while the provider is unreachable, and
 //! refreshed before the JWKS response's Cache-Control max-age (capped by `OIDC_JWKS_MAX_AGE`)
-//! runs out. A token with an unknown `kid` triggers at most one extra fetch per cooldown,
-//! whatever the number of such tokens: one caller fetches while the others wait for its
-//! result. A failed fetch keeps the keys already loaded.
+//! runs out. A token with an unknown `kid`, or whose signature fails under a known one,
+//! triggers at most one extra fetch per cooldown, whatever the number of such tokens: one
+//! caller fetches while the others wait for its result. A failed fetch keeps the keys
+//! already loaded, for at most `OIDC_JWKS_MAX_STALE` after the last successful one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, KeyOperations, PublicKeyUse,
 };
 use jsonwebtoken::{Algorithm, DecodingKey};
 use openidconnect::core::CoreProviderMetadata;
@@ -20,47 +21,93 @@ use tokio::sync::Mutex;
 use super::settings::AuthSettings;
 use crate::health::{CheckResult, HealthCheck};
 
+/// The largest discovery document or key set read from the provider.
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
 /// A key ready to verify signatures, with the algorithms it may be used with.
+///
+/// A refresh that finds the same key again keeps the same `Arc`, so a verdict can be tied
+/// to the key that earned it: when the key changes or leaves, the verdict no longer holds.
 pub struct VerificationKey {
+    pub kid: String,
     pub decoding: DecodingKey,
     pub algorithms: Vec<Algorithm>,
+    /// The published key, to recognise it in the next key set.
+    jwk: Jwk,
 }
 
-/// The current key set, by `kid`.
-#[derive(Default)]
-struct KeySet {
+/// The keys in use, by `kid`.
+pub struct KeySet {
     keys: HashMap<String, Arc<VerificationKey>>,
-    loaded: bool,
+    /// When the keys stop being trusted without a successful fetch; `None` for keys that
+    /// never go stale (the development issuer's own).
+    trusted_until: Option<Instant>,
+}
+
+impl KeySet {
+    /// The key for `kid`.
+    pub fn get(&self, kid: &str) -> Option<&Arc<VerificationKey>> {
+        self.keys.get(kid)
+    }
+
+    /// The only key of the set, for tokens that name none.
+    pub fn single(&self) -> Option<&Arc<VerificationKey>> {
+        let mut keys = self.keys.values();
+        match (keys.next(), keys.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        }
+    }
+
+    /// Whether `key` is still the key this set would choose for a token that names it by
+    /// `kid` (or names none, when `by_kid` is false).
+    pub fn still_uses(&self, key: &Arc<VerificationKey>, by_kid: bool) -> bool {
+        let current = if by_kid {
+            self.get(&key.kid)
+        } else {
+            self.single()
+        };
+        current.is_some_and(|current| Arc::ptr_eq(current, key))
+    }
+
+    fn is_trusted(&self, now: Instant) -> bool {
+        self.trusted_until.is_none_or(|until| now < until)
+    }
 }
 
 /// The JWKS cache shared by every worker.
 pub struct KeyStore {
-    keys: RwLock<Arc<KeySet>>,
+    /// `None` until a key set is loaded, and again once it went stale.
+    keys: RwLock<Option<Arc<KeySet>>>,
     /// Where the keys are, once discovery has succeeded.
     jwks_uri: RwLock<Option<String>>,
-    /// Held while fetching, so fetches never overlap; records when the last fetch caused by
-    /// an unknown `kid` started.
+    /// Held while fetching, so fetches never overlap; records when the last fetch asked for
+    /// by a token (unknown `kid`, failed signature) started.
     fetching: Mutex<Option<Instant>>,
     last_error: RwLock<Option<String>>,
     http: reqwest::Client,
     allowed: Vec<Algorithm>,
     cooldown: Duration,
     max_age: Duration,
-    /// Called with `true` when a refresh removed a key, so cached verdicts can be dropped.
-    on_change: RwLock<Option<ChangeCallback>>,
+    max_stale: Duration,
+    https_only: bool,
 }
 
-type ChangeCallback = Box<dyn Fn(bool) + Send + Sync>;
-
-/// Why the keys could not be loaded; the text is shown in readiness.
+/// Why the keys could not be loaded; logged, never shown to callers.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot reach the provider: {0}")]
     Http(String),
+    #[error("{url} answered with more than {MAX_DOCUMENT_BYTES} bytes")]
+    TooLarge { url: String },
     #[error("invalid discovery document: {0}")]
     Discovery(String),
     #[error("discovery names issuer {found:?}, expected {expected:?}")]
     IssuerMismatch { expected: String, found: String },
+    #[error(
+        "discovery names jwks_uri {0:?}: keys are fetched over https:// only in production (OIDC_ALLOW_HTTP=true allows http://)"
+    )]
+    InsecureJwksUri(String),
     #[error("invalid JWKS: {0}")]
     Jwks(String),
 }
@@ -76,49 +123,47 @@ impl KeyStore {
             allowed: settings.algorithms.clone(),
             cooldown: settings.jwks_cooldown,
             max_age: settings.jwks_max_age,
-            on_change: RwLock::default(),
+            max_stale: settings.jwks_max_stale,
+            https_only: settings.https_only,
         }))
     }
 
-    /// Registers the callback told about key changes.
-    pub fn on_change(&self, callback: impl Fn(bool) + Send + Sync + 'static) {
-        *write(&self.on_change) = Some(Box::new(callback));
+    /// The keys to verify with: `None` before the first key set is loaded, and once the last
+    /// one fetched is older than `OIDC_JWKS_MAX_STALE`.
+    pub fn current(&self) -> Option<Arc<KeySet>> {
+        read(&self.keys)
+            .as_ref()
+            .filter(|set| set.is_trusted(Instant::now()))
+            .cloned()
     }
 
-    /// The key for `kid`, if the current set has it.
-    pub fn get(&self, kid: &str) -> Option<Arc<VerificationKey>> {
-        read(&self.keys).keys.get(kid).cloned()
-    }
-
-    /// The only key of the set, for tokens that name none.
-    pub fn single(&self) -> Option<Arc<VerificationKey>> {
-        let keys = read(&self.keys);
-        (keys.keys.len() == 1)
-            .then(|| keys.keys.values().next().cloned())
-            .flatten()
-    }
-
-    pub fn is_loaded(&self) -> bool {
-        read(&self.keys).loaded
-    }
-
-    /// Installs a key set directly (the development issuer's).
+    /// Installs a key set that never goes stale (the development issuer's).
     pub fn install(&self, set: &JwkSet) {
-        self.replace(set);
+        let keys = set
+            .keys
+            .iter()
+            .filter_map(|jwk| self.usable(jwk))
+            .map(|key| (key.kid.clone(), key))
+            .collect();
+        *write(&self.keys) = Some(Arc::new(KeySet {
+            keys,
+            trusted_until: None,
+        }));
     }
 
     // ANCHOR: unknown_kid
-    /// Fetches the key set again for an unknown `kid`, unless a fetch started less than a
-    /// cooldown ago. Concurrent callers wait for the fetch in progress instead of starting
-    /// their own.
-    pub async fn refresh_for_unknown_kid(&self) {
+    /// Fetches the key set again because a token named an unknown `kid` or failed its
+    /// signature under a known one (the provider may have rotated or replaced a key),
+    /// unless such a fetch started less than a cooldown ago. Concurrent callers wait for the
+    /// fetch in progress instead of starting their own.
+    pub async fn refresh_for(&self, trigger: Trigger) {
         let mut last = self.fetching.lock().await;
         if last.is_some_and(|at| at.elapsed() < self.cooldown) {
             return;
         }
         *last = Some(Instant::now());
-        if let Err(error) = self.fetch("unknown_kid").await {
-            tracing::warn!(%error, "key refresh for an unknown kid failed; keeping the current keys");
+        if let Err(error) = self.fetch(trigger.label()).await {
+            tracing::warn!(%error, trigger = trigger.label(), "key refresh failed; keeping the current keys");
         }
     }
     // ANCHOR_END: unknown_kid
@@ -135,12 +180,28 @@ impl KeyStore {
                 Err(error) => {
                     tracing::warn!(%error, retry_in_secs = backoff.as_secs(), "cannot load the provider's keys");
                     *write(&self.last_error) = Some(error.to_string());
+                    self.drop_if_stale();
                     let wait = backoff;
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                     wait
                 }
             };
             tokio::time::sleep(next).await;
+        }
+    }
+
+    /// Drops keys older than `OIDC_JWKS_MAX_STALE`, saying so once.
+    fn drop_if_stale(&self) {
+        let mut keys = write(&self.keys);
+        if keys
+            .as_ref()
+            .is_some_and(|set| !set.is_trusted(Instant::now()))
+        {
+            *keys = None;
+            tracing::warn!(
+                max_stale_secs = self.max_stale.as_secs(),
+                "the provider has been unreachable for longer than OIDC_JWKS_MAX_STALE: its keys are dropped and protected routes answer 503 until it is back"
+            );
         }
     }
 
@@ -169,6 +230,9 @@ impl KeyStore {
             });
         }
         let jwks_uri = metadata.jwks_uri().url().to_string();
+        if self.https_only && !jwks_uri.starts_with("https://") {
+            return Err(KeyError::InsecureJwksUri(jwks_uri));
+        }
         tracing::info!(%issuer, %jwks_uri, "discovered the identity provider");
         Ok(jwks_uri)
     }
@@ -190,9 +254,19 @@ impl KeyStore {
             ));
         };
         let (body, max_age) = self.get_json(&jwks_uri).await?;
-        let set: JwkSet =
+        // Each key on its own: one key this service cannot read does not spoil the set.
+        #[derive(serde::Deserialize)]
+        struct Published {
+            keys: Vec<serde_json::Value>,
+        }
+        let published: Published =
             serde_json::from_slice(&body).map_err(|e| KeyError::Jwks(e.to_string()))?;
-        let count = self.replace(&set);
+        let jwks: Vec<Jwk> = published
+            .keys
+            .into_iter()
+            .filter_map(|key| serde_json::from_value(key).ok())
+            .collect();
+        let count = self.replace(&jwks);
         if count == 0 {
             return Err(KeyError::Jwks("no usable signing key".into()));
         }
@@ -200,35 +274,49 @@ impl KeyStore {
         Ok(max_age.unwrap_or(self.max_age))
     }
 
-    /// Swaps in the usable keys of `set`; returns how many there are. A set without a
-    /// usable key is not installed.
-    fn replace(&self, set: &JwkSet) -> usize {
-        let keys: HashMap<String, Arc<VerificationKey>> = set
-            .keys
+    /// Swaps in the usable keys of `jwks`, trusted for `OIDC_JWKS_MAX_STALE` from now;
+    /// returns how many there are. A key the current set already holds keeps its `Arc`.
+    /// A set without a usable key is not installed.
+    fn replace(&self, jwks: &[Jwk]) -> usize {
+        let mut current = write(&self.keys);
+        let keys: HashMap<String, Arc<VerificationKey>> = jwks
             .iter()
-            .filter_map(|jwk| Some((jwk.common.key_id.clone()?, Arc::new(self.usable(jwk)?))))
+            .filter_map(|jwk| {
+                let kid = jwk.common.key_id.as_deref()?;
+                let unchanged = current
+                    .as_ref()
+                    .and_then(|set| set.get(kid))
+                    .filter(|known| known.jwk == *jwk)
+                    .cloned();
+                unchanged.or_else(|| self.usable(jwk))
+            })
+            .map(|key| (key.kid.clone(), key))
             .collect();
         let count = keys.len();
-        if count == 0 {
-            // Keep serving with the keys we have rather than with none.
-            return 0;
-        }
-        let removed = {
-            let mut current = write(&self.keys);
-            let removed = current.keys.keys().any(|kid| !keys.contains_key(kid));
-            *current = Arc::new(KeySet { keys, loaded: true });
-            removed
-        };
-        if let Some(callback) = read(&self.on_change).as_ref() {
-            callback(removed);
+        if count > 0 {
+            *current = Some(Arc::new(KeySet {
+                keys,
+                trusted_until: Some(Instant::now() + self.max_stale),
+            }));
         }
         count
     }
 
     // ANCHOR: usable_key
-    /// A signing key whose algorithm the settings allow, or `None`.
-    fn usable(&self, jwk: &Jwk) -> Option<VerificationKey> {
-        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+    /// A verification key whose algorithm the settings allow, or `None` (RFC 7517 §4.2-4.4,
+    /// RFC 8725 §3.1): `use` absent or `sig`, `key_ops` absent or holding `verify`, `alg`
+    /// absent or a signature algorithm of the key's type, and a `kid`.
+    fn usable(&self, jwk: &Jwk) -> Option<Arc<VerificationKey>> {
+        let kid = jwk.common.key_id.clone()?;
+        if !matches!(
+            jwk.common.public_key_use,
+            None | Some(PublicKeyUse::Signature)
+        ) {
+            return None;
+        }
+        if let Some(operations) = &jwk.common.key_operations
+            && !operations.contains(&KeyOperations::Verify)
+        {
             return None;
         }
         let family: &[Algorithm] = match &jwk.algorithm {
@@ -251,26 +339,34 @@ impl KeyStore {
             // Symmetric keys are never used: anyone holding them could sign.
             _ => return None,
         };
-        // A key that names its algorithm may be used with that one only.
-        let pinned = jwk.common.key_algorithm.and_then(signing_algorithm);
-        let algorithms: Vec<Algorithm> = family
-            .iter()
-            .copied()
-            .filter(|alg| pinned.is_none_or(|pinned| pinned == *alg))
+        // A key that names its algorithm may be used with that one only; a key named for
+        // encryption (RSA-OAEP, ECDH-ES, ...) or for another key type is no verification key.
+        let algorithms: Vec<Algorithm> = match jwk.common.key_algorithm {
+            None => family.to_vec(),
+            Some(named) => match signing_algorithm(named) {
+                Some(pinned) if family.contains(&pinned) => vec![pinned],
+                _ => return None,
+            },
+        };
+        let algorithms: Vec<Algorithm> = algorithms
+            .into_iter()
             .filter(|alg| self.allowed.contains(alg))
             .collect();
         if algorithms.is_empty() {
             return None;
         }
         let decoding = DecodingKey::from_jwk(jwk).ok()?;
-        Some(VerificationKey {
+        Some(Arc::new(VerificationKey {
+            kid,
             decoding,
             algorithms,
-        })
+            jwk: jwk.clone(),
+        }))
     }
     // ANCHOR_END: usable_key
 
-    /// GETs a JSON document; returns its body and its Cache-Control max-age.
+    /// GETs a JSON document of at most [`MAX_DOCUMENT_BYTES`]; returns its body and its
+    /// Cache-Control max-age.
     async fn get_json(&self, url: &str) -> Result<(Vec<u8>, Option<Duration>), KeyError> {
         let request = || {
             self.http
@@ -278,32 +374,64 @@ impl KeyStore {
                 .header(reqwest::header::ACCEPT, "application/json")
                 .send()
         };
+        let http_error = |error: reqwest::Error| KeyError::Http(error.without_url().to_string());
         // A pooled connection may have died with a provider restart: retry the GET once.
-        let response = match request().await {
+        let mut response = match request().await {
             Err(error) if error.is_request() => request().await,
             result => result,
         }
-        .map_err(|e| KeyError::Http(e.without_url().to_string()))?;
+        .map_err(http_error)?;
         if !response.status().is_success() {
             return Err(KeyError::Http(format!(
                 "{url} answered {}",
                 response.status()
             )));
         }
+        let too_large = || KeyError::TooLarge {
+            url: url.to_owned(),
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_DOCUMENT_BYTES as u64)
+        {
+            return Err(too_large());
+        }
         let max_age = response
             .headers()
             .get(reqwest::header::CACHE_CONTROL)
             .and_then(|value| value.to_str().ok())
             .and_then(max_age);
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| KeyError::Http(e.without_url().to_string()))?;
-        Ok((body.to_vec(), max_age))
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(http_error)? {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, max_age))
     }
 }
 
-/// The readiness check: up once a key set has been loaded.
+/// Why a token asked for the keys to be fetched again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The token names a `kid` the current set lacks: perhaps a rotation.
+    UnknownKid,
+    /// The token's signature failed under a known `kid`: perhaps the key was replaced.
+    Signature,
+}
+
+impl Trigger {
+    fn label(self) -> &'static str {
+        match self {
+            Self::UnknownKid => "unknown_kid",
+            Self::Signature => "signature",
+        }
+    }
+}
+
+/// The readiness check: up while a trusted key set is loaded. Why it is down goes to the
+/// log, never into the probe's answer.
 pub struct KeysLoaded(pub Arc<KeyStore>);
 
 impl HealthCheck for KeysLoaded {
@@ -312,12 +440,12 @@ impl HealthCheck for KeysLoaded {
     }
 
     fn check(&self) -> std::pin::Pin<Box<dyn Future<Output = CheckResult> + Send + '_>> {
-        let result = if self.0.is_loaded() {
+        let result = if self.0.current().is_some() {
             Ok(())
         } else {
             Err(read(&self.0.last_error)
                 .clone()
-                .unwrap_or_else(|| "the provider's keys are not loaded yet".into()))
+                .unwrap_or_else(|| "the provider's keys are not loaded".into()))
         };
         Box::pin(std::future::ready(result))
     }
@@ -355,13 +483,15 @@ fn max_age(cache_control: &str) -> Option<Duration> {
     })
 }
 
-/// The client for the provider: timeouts, no redirects, system roots plus `OIDC_CA_BUNDLE`.
+/// The client for the provider: timeouts, no redirects, https only in production, system
+/// roots plus `OIDC_CA_BUNDLE`.
 fn http_client(settings: &AuthSettings) -> Result<reqwest::Client, String> {
     super::install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .timeout(settings.http_timeout)
         .connect_timeout(settings.http_timeout)
         .redirect(reqwest::redirect::Policy::none())
+        .https_only(settings.https_only)
         .user_agent(concat!(
             env!("CARGO_PKG_NAME"),
             "/",
@@ -386,8 +516,8 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::max_age;
-    use std::time::Duration;
+    use super::*;
+    use crate::settings::tests::settings;
 
     #[test]
     fn cache_control_max_age_is_honoured() {
@@ -398,5 +528,90 @@ mod tests {
         assert_eq!(max_age("no-store"), Some(Duration::ZERO));
         assert_eq!(max_age("public"), None);
         assert_eq!(max_age("max-age=soon"), None);
+    }
+
+    /// A P-256 public key (RFC 7515 appendix A.3) with `extra` members.
+    fn ec_key(extra: serde_json::Value) -> Jwk {
+        let mut jwk = serde_json::json!({
+            "kty": "EC", "crv": "P-256", "kid": "k",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+        });
+        jwk.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(jwk).unwrap()
+    }
+
+    fn algorithms_of(jwk: &Jwk) -> Option<Vec<Algorithm>> {
+        let store = KeyStore::new(&settings(&[]).unwrap().auth).unwrap();
+        store.usable(jwk).map(|key| key.algorithms.clone())
+    }
+
+    #[test]
+    fn only_verification_keys_verify() {
+        use serde_json::json;
+        let es256 = Some(vec![Algorithm::ES256]);
+        assert_eq!(algorithms_of(&ec_key(json!({}))), es256);
+        assert_eq!(algorithms_of(&ec_key(json!({ "use": "sig" }))), es256);
+        assert_eq!(
+            algorithms_of(&ec_key(json!({ "key_ops": ["verify"], "alg": "ES256" }))),
+            es256
+        );
+        for refused in [
+            json!({ "use": "enc" }),
+            json!({ "use": "other" }),
+            json!({ "key_ops": ["encrypt", "wrapKey"] }),
+            json!({ "key_ops": [] }),
+            // Encryption algorithms on an EC key: ECDH-ES is not a signature algorithm.
+            json!({ "alg": "ECDH-ES" }),
+            json!({ "alg": "ECDH-ES+A256KW" }),
+            // A signature algorithm of another key type.
+            json!({ "alg": "RS256" }),
+            json!({ "alg": "ES384" }),
+            json!({ "alg": "HS256" }),
+        ] {
+            assert_eq!(algorithms_of(&ec_key(refused.clone())), None, "{refused}");
+        }
+    }
+
+    #[test]
+    fn an_rsa_encryption_key_never_verifies() {
+        let rsa = |alg: &str| -> Jwk {
+            serde_json::from_value(serde_json::json!({
+                "kty": "RSA", "kid": "r", "alg": alg, "e": "AQAB",
+                "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+            }))
+            .unwrap()
+        };
+        assert_eq!(algorithms_of(&rsa("PS256")), Some(vec![Algorithm::PS256]));
+        for encryption in ["RSA-OAEP", "RSA-OAEP-256", "RSA1_5"] {
+            assert_eq!(algorithms_of(&rsa(encryption)), None, "{encryption}");
+        }
+    }
+
+    #[test]
+    fn a_refresh_keeps_unchanged_keys_and_replaces_changed_ones() {
+        let store = KeyStore::new(&settings(&[]).unwrap().auth).unwrap();
+        let original = ec_key(serde_json::json!({}));
+        store.replace(std::slice::from_ref(&original));
+        let first = Arc::clone(store.current().unwrap().get("k").unwrap());
+
+        store.replace(std::slice::from_ref(&original));
+        let set = store.current().unwrap();
+        assert!(
+            set.still_uses(&first, true),
+            "the same key keeps its identity"
+        );
+
+        // Another public key under the same kid (RFC 7515 appendix A.3's x, another y).
+        let replaced =
+            ec_key(serde_json::json!({ "y": "AAAAzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" }));
+        store.replace(&[replaced]);
+        let set = store.current().unwrap();
+        assert!(
+            !set.still_uses(&first, true),
+            "a replaced key does not vouch any more"
+        );
     }
 }

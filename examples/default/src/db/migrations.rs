@@ -4,6 +4,11 @@
 type Step = (i64, &'static str, &'static str);
 
 const USERS: Step = (1, "users", include_str!("../../migrations/0001_users.sql"));
+const USERS_EMAIL_LIVE: Step = (
+    3,
+    "users email live",
+    include_str!("../../migrations/0003_users_email_live.sql"),
+);
 
 /// Every migration, in the order they apply.
-pub const MIGRATIONS: &[Step] = &[USERS];
+pub const MIGRATIONS: &[Step] = &[USERS, USERS_EMAIL_LIVE];

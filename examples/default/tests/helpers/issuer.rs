@@ -1,6 +1,7 @@
-//! A test OpenID provider: discovery and JWKS on a random loopback port, and a minter of
-//! good and hostile tokens. Auth tests run the service's real discovery → JWKS →
-//! validation path against it; nothing in the service is replaced.
+//! A test OpenID provider: discovery and JWKS on a random loopback port (plain, or behind
+//! TLS with the test CA in `tls/`), and a minter of good and hostile tokens. Auth tests run
+//! the service's real discovery → JWKS → validation path against it; nothing in the service
+//! is replaced.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -120,8 +121,13 @@ impl SigningKey {
 
 /// What the provider serves, shared with its HTTP handlers.
 struct State {
-    issuer: String,
+    /// The issuer discovery names (the TLS front's URL once there is one).
+    issuer: Mutex<String>,
+    /// The `jwks_uri` discovery names, when not `<issuer>/jwks`.
+    jwks_uri: Mutex<Option<String>>,
     keys: Mutex<Vec<SigningKey>>,
+    /// Extra members published with every key, to make the key set this many bytes larger.
+    padding: AtomicUsize,
     jwks_fetches: AtomicUsize,
 }
 
@@ -146,11 +152,13 @@ impl TestIssuer {
         let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let default_key = SigningKey::generate("rsa-1", Algorithm::RS256);
         let state = Arc::new(State {
-            issuer: issuer.clone(),
+            issuer: Mutex::new(issuer.clone()),
+            jwks_uri: Mutex::new(None),
             keys: Mutex::new(vec![
                 default_key.clone(),
                 SigningKey::generate("ec-1", Algorithm::ES256),
             ]),
+            padding: AtomicUsize::new(0),
             jwks_fetches: AtomicUsize::new(0),
         });
         let data = web::Data::from(Arc::clone(&state));
@@ -209,6 +217,40 @@ impl TestIssuer {
         self.state.keys.lock().unwrap().retain(|key| key.kid != kid);
     }
 
+    /// Publishes `key` in place of the key with the same `kid`, as a provider restarted
+    /// with fresh keys does.
+    pub fn replace_key(&self, key: SigningKey) {
+        let mut keys = self.state.keys.lock().unwrap();
+        for published in keys.iter_mut().filter(|published| published.kid == key.kid) {
+            *published = key.clone();
+        }
+    }
+
+    /// Publishes `jwk` as it is: a key with any members, such as an encryption key.
+    pub fn publish_jwk(&self, key: SigningKey, jwk: Value) {
+        self.state
+            .keys
+            .lock()
+            .unwrap()
+            .push(SigningKey { jwk, ..key });
+    }
+
+    /// Makes the key set at least `bytes` larger.
+    pub fn pad_jwks(&self, bytes: usize) {
+        self.state.padding.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Serves discovery and keys over TLS too, with the certificate of `tls/issuer.pem`
+    /// (signed by `tls/ca.pem`, for 127.0.0.1), and names the https:// issuer in discovery;
+    /// `jwks_uri` names where discovery says the keys are. Returns the new issuer URL.
+    pub async fn serve_tls(&self, jwks_uri: Option<String>) -> String {
+        let port = tls_front(self.port()).await;
+        let issuer = format!("https://127.0.0.1:{port}");
+        *self.state.issuer.lock().unwrap() = issuer.clone();
+        *self.state.jwks_uri.lock().unwrap() = jwks_uri;
+        issuer
+    }
+
     /// A key the provider publishes.
     pub fn key(&self, kid: &str) -> SigningKey {
         let keys = self.state.keys.lock().unwrap();
@@ -240,10 +282,13 @@ pub fn token_for(issuer: &str, key: &SigningKey) -> TokenBuilder {
         "nbf": now,
         "exp": now + 300,
         "jti": uuid::Uuid::new_v4().to_string(),
+        "typ": "Bearer",
+        "azp": "test-app",
         "scope": "read write",
         "preferred_username": "alice",
         "email": "alice@example.test",
-        "realm_access": { "roles": ["user"] },
+        "email_verified": true,
+        "resource_access": { AUDIENCE: { "roles": ["user"] } },
     });
     TokenBuilder {
         key: key.clone(),
@@ -274,6 +319,40 @@ impl TokenBuilder {
     pub fn without(mut self, name: &str) -> Self {
         self.claims.remove(name);
         self
+    }
+
+    /// This API's roles (`resource_access.<audience>.roles`, as Keycloak puts them).
+    pub fn roles(self, roles: &[&str]) -> Self {
+        self.claim("resource_access", json!({ AUDIENCE: { "roles": roles } }))
+    }
+
+    /// Lists header parameters as critical (RFC 7515 §4.1.11).
+    pub fn crit(mut self, names: &[&str]) -> Self {
+        self.header.crit = Some(names.iter().map(|name| (*name).to_owned()).collect());
+        self
+    }
+
+    /// Signs a header and payload written out as text, duplicate members and all.
+    pub fn sign_raw(self, header: &str, payload: &str) -> String {
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &self.key.encoding, self.key.algorithm)
+                .expect("the token signs");
+        format!("{message}.{signature}")
+    }
+
+    /// The header this token will be signed with, as JSON text.
+    pub fn header_json(&self) -> String {
+        serde_json::to_string(&self.header).unwrap()
+    }
+
+    /// The claims this token will carry, as JSON text.
+    pub fn claims_json(&self) -> String {
+        serde_json::to_string(&self.claims).unwrap()
     }
 
     /// Signs with `key`, naming it in the header.
@@ -353,6 +432,47 @@ pub fn validator(
     TokenValidator::new(&settings.auth, keys, issuer.to_owned())
 }
 
+/// A TLS front on a free loopback port for the plain provider on `backend`: the service
+/// verifies its certificate against `tls/ca.pem` (`OIDC_CA_BUNDLE`).
+async fn tls_front(backend: u16) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certificate = CertificateDer::from_pem_slice(include_bytes!("tls/issuer.pem"))
+        .expect("the test certificate");
+    let key =
+        PrivateKeyDer::from_pem_slice(include_bytes!("tls/issuer.key")).expect("the test key");
+    super::auth::install_crypto_provider();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![certificate], key)
+        .expect("a TLS configuration");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("a loopback port");
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                if let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The test CA's certificate file, for `OIDC_CA_BUNDLE`.
+pub fn test_ca_bundle() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/tls/ca.pem").to_owned()
+}
+
 fn header_for(kid: &str, algorithm: Algorithm) -> Header {
     let mut header = Header::new(algorithm);
     header.kid = Some(kid.to_owned());
@@ -374,10 +494,11 @@ pub fn now() -> i64 {
 }
 
 async fn discovery(state: web::Data<State>) -> HttpResponse {
-    let issuer = &state.issuer;
+    let issuer = state.issuer.lock().unwrap().clone();
+    let jwks_uri = state.jwks_uri.lock().unwrap().clone();
     HttpResponse::Ok().json(json!({
         "issuer": issuer,
-        "jwks_uri": format!("{issuer}/jwks"),
+        "jwks_uri": jwks_uri.unwrap_or_else(|| format!("{issuer}/jwks")),
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
         "response_types_supported": ["code"],
@@ -388,12 +509,19 @@ async fn discovery(state: web::Data<State>) -> HttpResponse {
 
 async fn jwks(state: web::Data<State>) -> HttpResponse {
     state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    let padding = state.padding.load(Ordering::SeqCst);
     let keys: Vec<Value> = state
         .keys
         .lock()
         .unwrap()
         .iter()
-        .map(|key| key.jwk.clone())
+        .map(|key| {
+            let mut jwk = key.jwk.clone();
+            if padding > 0 {
+                jwk["x-padding"] = json!("p".repeat(padding));
+            }
+            jwk
+        })
         .collect();
     HttpResponse::Ok()
         .insert_header(("cache-control", "public, max-age=300"))

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use default_service::health::{CheckResult, HealthCheck, Readiness};
+pub use default_service::health::{Cached, CheckResult, HealthCheck, Readiness};
 pub use default_service::server::Application;
 pub use default_service::settings::Settings;
 pub use default_service::telemetry;

@@ -1,6 +1,7 @@
 //! The development issuer: an OpenID provider inside the service, for local work only.
 //!
-//! It signs tokens for whoever asks, so settings refuse it outside the local environment.
+//! It signs tokens for whoever asks, so settings refuse it outside the local environment
+//! and on any address but a loopback one.
 //! Its ES256 key is generated at startup and never leaves the process: tokens it minted die
 //! with it.
 //!
@@ -29,14 +30,17 @@ pub const PATH: &str = "/dev-issuer";
 pub struct DevIssuer {
     issuer: String,
     audience: String,
+    /// The client whose roles the tokens carry (`resource_access.<client>.roles`).
+    client: String,
     kid: String,
     key: EncodingKey,
     jwks: JwkSet,
 }
 
 impl DevIssuer {
-    /// Generates a fresh key for the issuer at `issuer`.
-    pub fn generate(issuer: String, audience: String) -> Result<Self, String> {
+    /// Generates a fresh key for the issuer at `issuer`, minting tokens for `audience` with
+    /// roles of `client`.
+    pub fn generate(issuer: String, audience: String, client: String) -> Result<Self, String> {
         let key_pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
             .map_err(|_| "cannot generate the development issuer's key")?;
         let pkcs8 = key_pair
@@ -54,6 +58,7 @@ impl DevIssuer {
         Ok(Self {
             issuer,
             audience,
+            client,
             kid,
             key: EncodingKey::from_ec_der(pkcs8.as_ref()),
             jwks,
@@ -85,7 +90,11 @@ impl DevIssuer {
             "client_id": "dev-issuer",
             "scope": request.scope,
             "preferred_username": request.sub,
-            "realm_access": { "roles": request.roles },
+            // Where Keycloak puts the roles of the API's own client.
+            "resource_access": serde_json::Map::from_iter([(
+                self.client.clone(),
+                json!({ "roles": request.roles }),
+            )]),
         });
         let mut header = Header::new(Algorithm::ES256);
         header.typ = Some("at+jwt".into());

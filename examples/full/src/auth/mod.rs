@@ -64,6 +64,7 @@ impl Auth {
         address: SocketAddr,
         readiness: &Readiness,
     ) -> io::Result<Self> {
+        settings.log_loosenings();
         let keys = KeyStore::new(settings).map_err(io::Error::other)?;
         let (issuer, dev_issuer, refresher) = match &settings.provider {
             Provider::Discovery {
@@ -76,18 +77,13 @@ impl Auth {
                 (issuer.clone(), None, Some(task))
             }
             Provider::Development => {
-                let host = if address.ip().is_unspecified() {
-                    "127.0.0.1".to_owned()
-                } else {
-                    address.ip().to_string()
-                };
-                let issuer = format!("http://{host}:{}{}", address.port(), dev_issuer::PATH);
-                let audience = settings
-                    .audience
-                    .clone()
-                    .unwrap_or_else(|| env!("CARGO_PKG_NAME").to_owned());
-                let dev =
-                    DevIssuer::generate(issuer.clone(), audience).map_err(io::Error::other)?;
+                // Settings allow the development issuer on a loopback address only.
+                let issuer = format!("http://{address}{}", dev_issuer::PATH);
+                // Settings default both to the package name for the development issuer.
+                let audience = settings.audience.clone().unwrap_or_default();
+                let client = settings.client_id.clone().unwrap_or_default();
+                let dev = DevIssuer::generate(issuer.clone(), audience, client)
+                    .map_err(io::Error::other)?;
                 keys.install(dev.jwks());
                 tracing::warn!(%issuer, "the development issuer is on: it signs any token it is asked for");
                 (issuer, Some(web::Data::new(dev)), None)

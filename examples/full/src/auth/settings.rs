@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 
-use crate::settings::{Environment, SettingsError, Values};
+use crate::settings::{Environment, ServerSettings, SettingsError, Values};
 
 /// Where keys come from and what a token must satisfy.
 #[derive(Debug, Clone)]
@@ -15,9 +15,13 @@ pub struct AuthSettings {
     pub audience: Option<String>,
     /// The Keycloak client whose `resource_access` roles count; defaults to the audience.
     pub client_id: Option<String>,
+    /// Clients (`azp`, `client_id`) whose tokens are accepted; `None` accepts any client.
+    pub allowed_clients: Option<Vec<String>>,
+    /// Also count realm-wide roles and a plain `roles` claim as this service's roles.
+    pub realm_roles: bool,
     /// Accepted signature algorithms; a key's own algorithm must also be in this list.
     pub algorithms: Vec<Algorithm>,
-    /// Clock skew tolerated on `exp` and `nbf`.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`; at most [`MAX_LEEWAY_SECS`].
     pub leeway: Duration,
     /// Require the RFC 9068 header `typ: at+jwt`.
     pub require_at_jwt: bool,
@@ -25,8 +29,14 @@ pub struct AuthSettings {
     pub max_token_bytes: usize,
     /// Longest time between two key refreshes (a shorter Cache-Control max-age wins).
     pub jwks_max_age: Duration,
-    /// Shortest time between two key fetches caused by unknown key ids.
+    /// Shortest time between two key fetches caused by unknown key ids or failed signatures.
     pub jwks_cooldown: Duration,
+    /// How long the last keys fetched stay trusted while the provider cannot be reached.
+    pub jwks_max_stale: Duration,
+    /// `OIDC_ALLOW_HTTP`: production may fetch discovery and keys over plain http.
+    pub allow_http: bool,
+    /// Refuse `http://` for discovery and keys (production, unless `allow_http`).
+    pub https_only: bool,
     /// Timeout of every request to the provider.
     pub http_timeout: Duration,
     /// Extra CA certificates to trust for the provider, on top of the system's
@@ -46,22 +56,28 @@ pub enum Provider {
         /// The issuer the discovery document must name, and every token must carry.
         issuer: String,
     },
-    /// The embedded development issuer (local environment only).
+    /// The embedded development issuer (local environment, loopback address only).
     Development,
 }
+
+/// The most clock skew `OIDC_LEEWAY` may allow: more would keep expired tokens alive.
+pub const MAX_LEEWAY_SECS: u64 = 300;
 
 const ALGORITHMS: &str =
     "a comma-separated list of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA";
 const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+const DEV_ISSUER_SIGNS_ANYTHING: &str = "the development issuer signs any token it is asked for, so it runs only on a loopback address (HOST=127.0.0.1 or ::1); set HOST to one, or configure a provider with OIDC_ISSUER_URL";
 
 impl AuthSettings {
     pub(crate) fn from_values(
         values: &Values<'_>,
         environment: Environment,
+        server: &ServerSettings,
     ) -> Result<Self, SettingsError> {
         let production = environment == Environment::Production;
         let configuration_url = values.get("OIDC_CONFIGURATION_URL")?;
         let issuer_url = values.get("OIDC_ISSUER_URL")?;
+        let explicit_dev_issuer = values.get("OIDC_DEV_ISSUER")?.is_some();
         let dev_default = if configuration_url.is_none() && issuer_url.is_none() && !production {
             "true"
         } else {
@@ -75,10 +91,30 @@ impl AuthSettings {
                 expected: "false in production: the development issuer signs any token it is asked for",
             });
         }
+        if development && !server.host.is_loopback() {
+            let host = format!("HOST={:?}", server.host.to_string());
+            return Err(if explicit_dev_issuer {
+                SettingsError::Conflict {
+                    variable: "OIDC_DEV_ISSUER",
+                    value: "true".into(),
+                    other: host,
+                    reason: DEV_ISSUER_SIGNS_ANYTHING,
+                }
+            } else {
+                SettingsError::Conflict {
+                    variable: "HOST",
+                    value: server.host.to_string(),
+                    other: "OIDC_DEV_ISSUER on by default (no OIDC_ISSUER_URL or OIDC_CONFIGURATION_URL)".into(),
+                    reason: DEV_ISSUER_SIGNS_ANYTHING,
+                }
+            });
+        }
+        let allow_http = values.boolean("OIDC_ALLOW_HTTP", "false")?;
+        let https_only = production && !allow_http;
         let provider = if development {
             Provider::Development
         } else {
-            discovery(configuration_url, issuer_url)?
+            discovery(configuration_url, issuer_url, https_only)?
         };
 
         let audience = values.get("OIDC_AUDIENCE")?.filter(|a| !a.is_empty());
@@ -89,23 +125,57 @@ impl AuthSettings {
                 expected: "this service's audience; it is required in production",
             });
         }
+        // The development issuer's tokens name the package; its roles are that client's.
+        let audience = match (audience, &provider) {
+            (None, Provider::Development) => Some(env!("CARGO_PKG_NAME").to_owned()),
+            (audience, _) => audience,
+        };
         let client_id = values.get("OIDC_CLIENT_ID")?.or_else(|| audience.clone());
 
+        let jwks_max_age = values.seconds("OIDC_JWKS_MAX_AGE", "300")?;
+        let jwks_cooldown = values.seconds("OIDC_JWKS_COOLDOWN", "10")?;
+        // Healthy refreshes come at least this often; trust must outlast two of them.
+        let refresh_interval = jwks_max_age.max(jwks_cooldown);
         Ok(Self {
             provider,
             audience,
             client_id,
+            allowed_clients: values.optional_with(
+                "OIDC_ALLOWED_CLIENTS",
+                "comma-separated client ids, or empty to accept tokens of any client",
+                parse_list,
+            )?,
+            realm_roles: values.boolean("OIDC_REALM_ROLES", "false")?,
             algorithms: values.with(
                 "OIDC_ALGORITHMS",
                 ALGORITHMS,
                 "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA",
                 parse_algorithms,
             )?,
-            leeway: values.seconds("OIDC_LEEWAY", "5")?,
+            leeway: values.with(
+                "OIDC_LEEWAY",
+                "a whole number of seconds from 0 to 300",
+                "5",
+                |value| {
+                    let seconds: u64 = value.parse().ok()?;
+                    (seconds <= MAX_LEEWAY_SECS).then(|| Duration::from_secs(seconds))
+                },
+            )?,
             require_at_jwt: values.boolean("OIDC_REQUIRE_AT_JWT", "false")?,
             max_token_bytes: values.parse("OIDC_MAX_TOKEN_BYTES", "a size in bytes", "8192")?,
-            jwks_max_age: values.seconds("OIDC_JWKS_MAX_AGE", "300")?,
-            jwks_cooldown: values.seconds("OIDC_JWKS_COOLDOWN", "10")?,
+            jwks_max_age,
+            jwks_cooldown,
+            jwks_max_stale: values.with(
+                "OIDC_JWKS_MAX_STALE",
+                "a whole number of seconds, at least twice OIDC_JWKS_MAX_AGE and OIDC_JWKS_COOLDOWN",
+                "86400",
+                |value| {
+                    let stale = Duration::from_secs(value.parse().ok()?);
+                    (stale >= refresh_interval * 2).then_some(stale)
+                },
+            )?,
+            allow_http,
+            https_only,
             http_timeout: values.seconds("OIDC_HTTP_TIMEOUT", "5")?,
             ca_certificates: match values.get("OIDC_CA_BUNDLE")? {
                 Some(path) => read_ca_bundle(&path)?,
@@ -118,6 +188,20 @@ impl AuthSettings {
             )?,
         })
     }
+
+    /// Logs each setting that loosens a default, once, at startup.
+    pub fn log_loosenings(&self) {
+        if self.allow_http {
+            tracing::warn!(
+                "OIDC_ALLOW_HTTP=true: the provider's keys may be fetched over plain http, where anyone on the path can replace them"
+            );
+        }
+        if self.realm_roles {
+            tracing::warn!(
+                "OIDC_REALM_ROLES=true: realm-wide roles and a plain roles claim count as this service's roles"
+            );
+        }
+    }
 }
 
 /// Derives the discovery URL and the expected issuer from whichever of the two is set.
@@ -126,15 +210,25 @@ impl AuthSettings {
 fn discovery(
     configuration_url: Option<String>,
     issuer_url: Option<String>,
+    https_only: bool,
 ) -> Result<Provider, SettingsError> {
     let http_url = |variable: &'static str, value: &str| -> Result<(), SettingsError> {
-        if value.starts_with("https://") || value.starts_with("http://") {
+        let scheme_ok = if https_only {
+            value.starts_with("https://")
+        } else {
+            value.starts_with("https://") || value.starts_with("http://")
+        };
+        if scheme_ok {
             Ok(())
         } else {
             Err(SettingsError::Invalid {
                 variable,
                 value: value.to_owned(),
-                expected: "an http:// or https:// URL",
+                expected: if https_only {
+                    "an https:// URL in production (OIDC_ALLOW_HTTP=true allows http:// where the network below is encrypted)"
+                } else {
+                    "an http:// or https:// URL"
+                },
             })
         }
     };
@@ -193,6 +287,16 @@ fn read_ca_bundle(path: &str) -> Result<Vec<reqwest::Certificate>, SettingsError
         value: path.to_owned(),
         expected: "a readable PEM file holding at least one CA certificate",
     })
+}
+
+fn parse_list(value: &str) -> Option<Vec<String>> {
+    let items: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!items.is_empty()).then_some(items)
 }
 
 fn parse_algorithms(value: &str) -> Option<Vec<Algorithm>> {
@@ -281,6 +385,123 @@ mod tests {
             "OIDC_CONFIGURATION_URL"
         );
         assert!(load(&[production, url, ("OIDC_AUDIENCE", "api")]).is_ok());
+    }
+
+    #[test]
+    fn the_development_issuer_runs_on_a_loopback_address_only() {
+        // Implicitly on (local, no provider): the address is what is wrong.
+        assert_eq!(refused(&[("HOST", "0.0.0.0")]), "HOST");
+        // Asked for explicitly: the request is what is wrong.
+        assert_eq!(
+            refused(&[("HOST", "10.1.2.3"), ("OIDC_DEV_ISSUER", "true")]),
+            "OIDC_DEV_ISSUER"
+        );
+        let message = load(&[("HOST", "0.0.0.0")]).unwrap_err().to_string();
+        assert!(message.contains("HOST=\"0.0.0.0\""), "{message}");
+        assert!(message.contains("OIDC_DEV_ISSUER"), "{message}");
+        for loopback in ["127.0.0.1", "::1"] {
+            let settings = load(&[("HOST", loopback)]).unwrap();
+            assert_eq!(settings.auth.provider, Provider::Development);
+        }
+        // Any address is fine once a real provider is configured.
+        let settings = load(&[
+            ("HOST", "0.0.0.0"),
+            ("OIDC_ISSUER_URL", "https://id.example"),
+        ])
+        .unwrap();
+        assert!(matches!(settings.auth.provider, Provider::Discovery { .. }));
+    }
+
+    #[test]
+    fn production_fetches_keys_over_https_unless_http_is_allowed_explicitly() {
+        let production = [("APP_ENVIRONMENT", "production"), ("OIDC_AUDIENCE", "api")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = production.to_vec();
+            vars.extend_from_slice(extra);
+            vars
+        };
+        assert_eq!(
+            refused(&with(&[("OIDC_ISSUER_URL", "http://id.example")])),
+            "OIDC_ISSUER_URL"
+        );
+        assert_eq!(
+            refused(&with(&[(
+                "OIDC_CONFIGURATION_URL",
+                "http://id.example/.well-known/openid-configuration"
+            )])),
+            "OIDC_CONFIGURATION_URL"
+        );
+        assert_eq!(
+            refused(&with(&[
+                (
+                    "OIDC_CONFIGURATION_URL",
+                    "https://kc/.well-known/openid-configuration"
+                ),
+                ("OIDC_ISSUER_URL", "http://id.example")
+            ])),
+            "OIDC_ISSUER_URL"
+        );
+        let https = load(&with(&[("OIDC_ISSUER_URL", "https://id.example")])).unwrap();
+        assert!(https.auth.https_only);
+        let allowed = load(&with(&[
+            ("OIDC_ISSUER_URL", "http://id.example"),
+            ("OIDC_ALLOW_HTTP", "true"),
+        ]))
+        .unwrap();
+        assert!(!allowed.auth.https_only);
+        // Locally http is fine: the provider is usually on the same machine.
+        let local = load(&[("OIDC_ISSUER_URL", "http://localhost:8080/realms/dev")]).unwrap();
+        assert!(!local.auth.https_only);
+    }
+
+    #[test]
+    fn the_leeway_is_capped_at_five_minutes() {
+        assert_eq!(
+            load(&[("OIDC_LEEWAY", "300")])
+                .unwrap()
+                .auth
+                .leeway
+                .as_secs(),
+            300
+        );
+        assert_eq!(refused(&[("OIDC_LEEWAY", "301")]), "OIDC_LEEWAY");
+        let message = load(&[("OIDC_LEEWAY", "3600")]).unwrap_err().to_string();
+        assert!(message.contains("from 0 to 300"), "{message}");
+    }
+
+    #[test]
+    fn stale_keys_are_trusted_for_a_day_and_never_less_than_two_refreshes() {
+        let default = load(&[]).unwrap();
+        assert_eq!(default.auth.jwks_max_stale.as_secs(), 86_400);
+        assert_eq!(
+            refused(&[("OIDC_JWKS_MAX_STALE", "500")]),
+            "OIDC_JWKS_MAX_STALE",
+            "less than twice OIDC_JWKS_MAX_AGE (300 s)"
+        );
+        let short = load(&[
+            ("OIDC_JWKS_MAX_AGE", "1"),
+            ("OIDC_JWKS_COOLDOWN", "1"),
+            ("OIDC_JWKS_MAX_STALE", "2"),
+        ])
+        .unwrap();
+        assert_eq!(short.auth.jwks_max_stale.as_secs(), 2);
+    }
+
+    #[test]
+    fn allowed_clients_and_realm_roles_are_opt_in() {
+        let default = load(&[]).unwrap();
+        assert_eq!(default.auth.allowed_clients, None);
+        assert!(!default.auth.realm_roles);
+        let set = load(&[
+            ("OIDC_ALLOWED_CLIENTS", "web-app, cli"),
+            ("OIDC_REALM_ROLES", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            set.auth.allowed_clients,
+            Some(vec!["web-app".to_owned(), "cli".to_owned()])
+        );
+        assert!(set.auth.realm_roles);
     }
 
     #[test]

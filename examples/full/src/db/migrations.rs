@@ -5,6 +5,11 @@ type Step = (i64, &'static str, &'static str);
 
 const USERS: Step = (1, "users", include_str!("../../migrations/0001_users.sql"));
 const JOB_RUNS: Step = (2, "jobs", include_str!("../../migrations/0002_jobs.sql"));
+const USERS_EMAIL_LIVE: Step = (
+    3,
+    "users email live",
+    include_str!("../../migrations/0003_users_email_live.sql"),
+);
 
 /// Every migration, in the order they apply.
-pub const MIGRATIONS: &[Step] = &[USERS, JOB_RUNS];
+pub const MIGRATIONS: &[Step] = &[USERS, JOB_RUNS, USERS_EMAIL_LIVE];

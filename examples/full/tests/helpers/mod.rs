@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use full_service::health::{CheckResult, HealthCheck, Readiness};
+pub use full_service::health::{Cached, CheckResult, HealthCheck, Readiness};
 pub use full_service::server::Application;
 pub use full_service::settings::Settings;
 pub use full_service::telemetry;

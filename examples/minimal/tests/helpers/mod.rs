@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use minimal_service::health::{CheckResult, HealthCheck, Readiness};
+pub use minimal_service::health::{Cached, CheckResult, HealthCheck, Readiness};
 pub use minimal_service::server::Application;
 pub use minimal_service::settings::Settings;
 pub use minimal_service::telemetry;
