@@ -4,21 +4,45 @@
 //! `cargo bench --bench token_validation`; Criterion keeps the last run in `target/criterion`
 //! and reports the change against it.
 
-#[path = "../tests/helpers/mod.rs"]
-mod helpers;
+use {{crate_name}} as service;
+
+// The test issuer's keys and tokens; the benchmark uses a part of it.
+#[allow(dead_code)]
+#[path = "../tests/api/helpers/issuer.rs"]
+mod issuer;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use helpers::issuer::{AUDIENCE, SigningKey, token_for, validator};
+use issuer::{AUDIENCE, SigningKey, token_for};
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::json;
+use service::auth::keys::KeyStore;
+use service::auth::validator::TokenValidator;
+use service::settings::Settings;
 
 const ISSUER: &str = "https://issuer.bench.example";
 /// Tokens signed up front for the signature path; each validator sees each one once.
 const FRESH_TOKENS: usize = 2_000;
+
+/// The service's token validator, trusting `jwks` for `issuer` (no HTTP involved).
+pub fn validator(
+    issuer: &str,
+    audience: &str,
+    jwks: &jsonwebtoken::jwk::JwkSet,
+) -> std::sync::Arc<TokenValidator> {
+    let settings = Settings::from_vars([
+        ("CONFIG_DIR", "/nonexistent"),
+        ("OIDC_ISSUER_URL", issuer),
+        ("OIDC_AUDIENCE", audience),
+    ])
+    .expect("valid settings");
+    let keys = KeyStore::new(&settings.auth).expect("a key store");
+    keys.install(jwks);
+    TokenValidator::new(&settings.auth, keys, issuer.to_owned())
+}
 
 fn token_validation(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -1,33 +1,36 @@
-//! The sample API, the original guide's routes: each needs a valid bearer token.
+//! The sample API: routes that show each way to require a bearer token.
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use crate::auth::{self, AccessToken, OptionalAccessToken};
-{%- if openapi %}
-use crate::openapi::{BearerRefusals, RoleRefusal};
-{%- endif %}
 
-// ANCHOR: routes
-/// Mounts `/api/v1`.
+/// Mounts `/protected`, `/me`, `/hello` and `/admin` in the `/api/v1` scope.
 pub fn routes(config: &mut web::ServiceConfig) {
-    config.service(
-        web::scope("/api/v1")
-            .route("/protected", web::get().to(protected))
-            .route("/me", web::get().to(me))
-            .route("/hello", web::get().to(hello))
-            .service(
-                // A whole scope behind one guard: every route here needs the admin role.
-                web::scope("/admin")
-                    .wrap(auth::require(|token| token.require_role("admin")))
-                    .route("", web::get().to(admin)),
-            ),
-    );
+    config
+        .route("/protected", web::get().to(protected))
+        .route("/me", web::get().to(me))
+        .route("/hello", web::get().to(hello))
+        .service(
+            // A whole scope behind one guard: every route here needs the admin role.
+            web::scope("/admin")
+                .wrap(auth::require(|token| token.require_role("admin")))
+                .route("", web::get().to(admin)),
+        );
 }
-// ANCHOR_END: routes
+
+/// The sample routes in the API description.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(protected, me, hello, admin),
+    tags((name = "sample", description = "The sample API: each route needs a bearer token"))
+)]
+pub struct ApiDoc;
 
 /// A greeting, and whom the token names when there is one.
-#[derive(Serialize{% if openapi %}, utoipa::ToSchema{% endif %})]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub(crate) struct Message<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,15 +38,16 @@ pub(crate) struct Message<'a> {
 }
 
 /// Any valid token gets in.
-{%- if openapi %}
-#[utoipa::path(
-    get,
-    path = "/api/v1/protected",
-    tag = "sample",
-    security(("bearer" = [])),
-    responses((status = 200, description = "The token is valid", body = Message), BearerRefusals),
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/v1/protected",
+        tag = "sample",
+        security(("bearer" = [])),
+        responses((status = 200, description = "The token is valid", body = Message), crate::auth::BearerRefusals),
+    )
 )]
-{%- endif %}
 pub(crate) async fn protected(token: AccessToken) -> HttpResponse {
     HttpResponse::Ok().json(Message {
         message: "Authorized access",
@@ -52,7 +56,8 @@ pub(crate) async fn protected(token: AccessToken) -> HttpResponse {
 }
 
 /// Who the caller is, as the token says.
-#[derive(Serialize{% if openapi %}, utoipa::ToSchema{% endif %})]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub(crate) struct Identity<'a> {
     sub: &'a str,
     username: Option<&'a str>,
@@ -62,15 +67,16 @@ pub(crate) struct Identity<'a> {
 }
 
 /// The caller's identity, roles and scopes, read from the token.
-{%- if openapi %}
-#[utoipa::path(
-    get,
-    path = "/api/v1/me",
-    tag = "sample",
-    security(("bearer" = [])),
-    responses((status = 200, description = "The caller's identity", body = Identity), BearerRefusals),
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/v1/me",
+        tag = "sample",
+        security(("bearer" = [])),
+        responses((status = 200, description = "The caller's identity", body = Identity), crate::auth::BearerRefusals),
+    )
 )]
-{%- endif %}
 pub(crate) async fn me(token: AccessToken) -> HttpResponse {
     HttpResponse::Ok().json(Identity {
         sub: &token.sub,
@@ -83,15 +89,16 @@ pub(crate) async fn me(token: AccessToken) -> HttpResponse {
 
 /// Open to everyone; a caller who sends a token is greeted by name. A token that is sent
 /// must be valid.
-{%- if openapi %}
-#[utoipa::path(
-    get,
-    path = "/api/v1/hello",
-    tag = "sample",
-    security((), ("bearer" = [])),
-    responses((status = 200, description = "A greeting", body = Message), BearerRefusals),
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/v1/hello",
+        tag = "sample",
+        security((), ("bearer" = [])),
+        responses((status = 200, description = "A greeting", body = Message), crate::auth::BearerRefusals),
+    )
 )]
-{%- endif %}
 pub(crate) async fn hello(token: OptionalAccessToken) -> HttpResponse {
     let name = token
         .0
@@ -103,22 +110,21 @@ pub(crate) async fn hello(token: OptionalAccessToken) -> HttpResponse {
     })
 }
 
-// ANCHOR: admin_path
 /// Only for tokens with the `admin` role.
-{%- if openapi %}
-#[utoipa::path(
-    get,
-    path = "/api/v1/admin",
-    tag = "sample",
-    security(("bearer" = ["admin"])),
-    responses(
-        (status = 200, description = "The token has the admin role", body = Message),
-        BearerRefusals,
-        RoleRefusal,
-    ),
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/api/v1/admin",
+        tag = "sample",
+        security(("bearer" = ["admin"])),
+        responses(
+            (status = 200, description = "The token has the admin role", body = Message),
+            crate::auth::BearerRefusals,
+            crate::auth::RoleRefusal,
+        ),
+    )
 )]
-{%- endif %}
-// ANCHOR_END: admin_path
 pub(crate) async fn admin(token: AccessToken) -> HttpResponse {
     HttpResponse::Ok().json(Message {
         message: "Admin access",

@@ -50,10 +50,14 @@ fn exporting() -> bool {
     !disabled && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 }
 
-// ANCHOR: continue_trace
-/// Makes `span` a child of the caller's trace when the request carries a valid
-/// `traceparent`, then records the trace id in the span's `trace_id` field.
-pub fn continue_trace(request: &ServiceRequest, span: &Span) {
+/// Names `span` for OpenTelemetry (`GET /users/{id}`), makes it a child of the caller's
+/// trace when the request carries a valid `traceparent`, then records the trace id in the
+/// span's `trace_id` field.
+pub fn continue_trace(request: &ServiceRequest, route: &str, span: &Span) {
+    span.record(
+        "otel.name",
+        tracing::field::display(format_args!("{} {route}", request.method())),
+    );
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&Headers(request.headers()))
     });
@@ -65,14 +69,17 @@ pub fn continue_trace(request: &ServiceRequest, span: &Span) {
         span.record("trace_id", tracing::field::display(trace_id));
     }
 }
-// ANCHOR_END: continue_trace
 
-/// Exports the spans still buffered; call once before the process exits.
-pub fn shutdown() {
-    if let Some(provider) = PROVIDER.get()
-        && let Err(error) = provider.shutdown()
-    {
-        tracing::warn!(%error, "could not flush the last spans");
+/// Exports the spans still buffered when dropped, once, before the process exits.
+pub struct Flush;
+
+impl Drop for Flush {
+    fn drop(&mut self) {
+        if let Some(provider) = PROVIDER.get()
+            && let Err(error) = provider.shutdown()
+        {
+            tracing::warn!(%error, "could not flush the last spans");
+        }
     }
 }
 

@@ -1,11 +1,9 @@
 //! Its own test binary: the panic hook is process-wide.
 
-mod helpers;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use helpers::telemetry;
+use {{crate_name}}::telemetry;
 use tracing_subscriber::layer::SubscriberExt;
 
 #[derive(Clone, Default)]

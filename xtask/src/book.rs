@@ -1,12 +1,15 @@
-//! `cargo xtask book`: builds the guide in `docs/` with a pinned mdBook, into `target/book`.
+//! `cargo xtask book`: builds the guide in `docs/` with a pinned mdBook (`tools.rs`), into
+//! `target/book`.
 //!
 //! The book shows the template's code by including it from the generated examples, so it
-//! cannot drift from what `cargo generate` produces. The build fails on anything that would
-//! let a reader see stale, missing or misleading content:
+//! cannot drift from what `cargo generate` produces. `{{#include file:selector}}` names an
+//! item (`snippets.rs`): the generated services carry no markers for the book. The chapters
+//! are copied to `target/book-src` with each include replaced by the text it names, then
+//! built. The build fails on anything that would let a reader see stale, missing or
+//! misleading content:
 //!
-//! - an `{{#include}}` whose file or anchor is missing (mdBook itself includes nothing and
-//!   says nothing for a missing anchor), a line-number range (it would silently show other
-//!   lines once the file changes), or a whole file that holds anchors (they would show);
+//! - an `{{#include}}` whose file or item is missing, or a line-number range (it would
+//!   silently show other lines once the file changes);
 //! - any warning or error mdBook prints;
 //! - a relative link or `#fragment` in the rendered HTML that leads nowhere, or out of the
 //!   book. External links are not followed: the build needs no network.
@@ -17,10 +20,9 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
-use crate::{Result, root, run, walk};
-
-/// The mdBook release the book is built with. 0.5.4 builds with Rust 1.88 and later.
-const MDBOOK_VERSION: &str = "0.5.4";
+use crate::shell::{Result, root};
+use crate::tree::{copy_tree, walk};
+use crate::{snippets, tools};
 
 /// Pages mdBook derives from the chapters, with links of their own kind: `print.html`
 /// repeats every chapter on one page, `404.html` resolves links against the site's root.
@@ -28,12 +30,19 @@ const DERIVED_PAGES: [&str; 2] = ["print.html", "404.html"];
 
 pub fn build() -> Result {
     let book = root().join("docs");
+    let source = root().join("target/book-src");
     let output = root().join("target/book");
 
+    if source.exists() {
+        fs::remove_dir_all(&source).map_err(|e| format!("{}: {e}", source.display()))?;
+    }
+    copy_tree(&book, &source)?;
     let mut problems = Vec::new();
+    let mut snippets = 0;
     for chapter in walk(&book.join("src"))? {
         if chapter.extension() == Some(OsStr::new("md")) {
-            problems.extend(check_includes(&chapter)?);
+            let copy = source.join(chapter.strip_prefix(&book).expect("under docs/"));
+            problems.extend(resolve_includes(&chapter, &copy, &mut snippets)?);
         }
     }
     fail_on(&problems, "the book's includes")?;
@@ -42,9 +51,9 @@ pub fn build() -> Result {
     if output.exists() {
         fs::remove_dir_all(&output).map_err(|e| format!("{}: {e}", output.display()))?;
     }
-    let built = Command::new(mdbook()?)
+    let built = Command::new(tools::mdbook()?)
         .arg("build")
-        .arg(&book)
+        .arg(&source)
         .arg("--dest-dir")
         .arg(&output)
         .env("NO_COLOR", "1")
@@ -98,37 +107,10 @@ fn fail_on(problems: &[String], what: &str) -> Result {
     Err(format!("{} problem(s) in {what}", problems.len()))
 }
 
-/// The pinned mdBook: one already on PATH if it is that version, else installed.
-fn mdbook() -> Result<PathBuf> {
-    let tools = root().join("target/xtask-tools");
-    let installed = tools.join("bin/mdbook");
-    for candidate in [PathBuf::from("mdbook"), installed.clone()] {
-        let version = Command::new(&candidate).arg("--version").output();
-        // It prints "mdbook vX.Y.Z".
-        if version.is_ok_and(|out| {
-            String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .ends_with(&format!(" v{MDBOOK_VERSION}"))
-        }) {
-            return Ok(candidate);
-        }
-    }
-    println!("installing mdbook {MDBOOK_VERSION} (about 3 minutes, once)");
-    // Without the `serve` and `watch` features: the build needs neither a web server nor a
-    // file watcher, and they are half of mdBook's dependencies.
-    run(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["install", "--locked", "--quiet", "--root"])
-            .arg(&tools)
-            .args(["--no-default-features", "--features", "search"])
-            .arg(format!("mdbook@{MDBOOK_VERSION}")),
-    )?;
-    Ok(installed)
-}
-
-/// Every `{{#include path}}` or `{{#include path:anchor}}` of a chapter must name a file
-/// that exists and, with an anchor, an anchor that it holds.
-fn check_includes(chapter: &Path) -> Result<Vec<String>> {
+/// Replaces every `{{#include path}}` and `{{#include path:selector}}` of `chapter` in its
+/// copy with an include of the text it names, written next to the copy under `_snippets/`.
+/// Returns the problems: a missing file or item, a line range.
+fn resolve_includes(chapter: &Path, copy: &Path, count: &mut usize) -> Result<Vec<String>> {
     let text = fs::read_to_string(chapter).map_err(|e| format!("{}: {e}", chapter.display()))?;
     let dir = chapter.parent().expect("a chapter is in a directory");
     let name = chapter
@@ -136,7 +118,12 @@ fn check_includes(chapter: &Path) -> Result<Vec<String>> {
         .unwrap_or(chapter)
         .display()
         .to_string();
+    let snippet_dir = copy
+        .parent()
+        .expect("a chapter is in a directory")
+        .join("_snippets");
     let mut problems = Vec::new();
+    let mut rewritten = String::with_capacity(text.len());
     let mut rest = text.as_str();
     while let Some(start) = rest.find("{{#") {
         let escaped = rest[..start].ends_with('\\');
@@ -146,8 +133,11 @@ fn check_includes(chapter: &Path) -> Result<Vec<String>> {
             break;
         };
         let directive = after[..end].trim();
+        rewritten.push_str(&rest[..start]);
+        let original = &rest[start..start + 3 + end + 2];
         rest = &after[end + 2..];
         if escaped {
+            rewritten.push_str(original);
             continue;
         }
         let Some(target) = directive.strip_prefix("include ") else {
@@ -159,65 +149,33 @@ fn check_includes(chapter: &Path) -> Result<Vec<String>> {
         let target = target.trim();
         let (path, selector) = target.split_once(':').unwrap_or((target, ""));
         let shown = format!("{name}: {{{{#include {target}}}}}");
-        let Ok(included) = fs::read_to_string(dir.join(path)) else {
-            problems.push(format!("{shown}: no such file"));
-            continue;
-        };
-        if selector.is_empty() {
-            if included
-                .lines()
-                .any(|line| anchor_in(line, "ANCHOR:").is_some())
-            {
-                problems.push(format!(
-                    "{shown}: the file holds anchors, which would show; include one of them"
-                ));
-            }
+        let file = dir.join(path);
+        let text = if selector.is_empty() {
+            fs::read_to_string(&file).map_err(|_| "no such file".to_owned())
         } else if selector.starts_with(|c: char| c.is_ascii_digit() || c == ':') {
-            problems.push(format!(
-                "{shown}: line numbers show other lines once the file changes; add an anchor"
-            ));
-        } else if let Err(problem) = anchored_lines(&included, selector) {
-            problems.push(format!("{shown}: {problem}"));
+            Err("line numbers show other lines once the file changes; name an item".into())
+        } else {
+            snippets::extract(&file, selector)
+        };
+        match text {
+            Ok(text) if text.trim().is_empty() => {
+                problems.push(format!("{shown}: nothing to show"))
+            }
+            Ok(text) => {
+                *count += 1;
+                let extension = file.extension().and_then(OsStr::to_str).unwrap_or("txt");
+                let snippet = format!("{count}.{extension}");
+                fs::create_dir_all(&snippet_dir).map_err(|e| e.to_string())?;
+                fs::write(snippet_dir.join(&snippet), text.trim_end_matches('\n'))
+                    .map_err(|e| e.to_string())?;
+                rewritten.push_str(&format!("{{{{#include _snippets/{snippet}}}}}"));
+            }
+            Err(problem) => problems.push(format!("{shown}: {problem}")),
         }
     }
+    rewritten.push_str(rest);
+    fs::write(copy, rewritten).map_err(|e| format!("{}: {e}", copy.display()))?;
     Ok(problems)
-}
-
-/// The anchor a line opens or closes, as mdBook reads it: `marker` then a name made of
-/// letters, digits, `_` and `-`, anywhere in the line.
-fn anchor_in<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
-    let after = &line[line.find(marker)? + marker.len()..];
-    let name = after.trim_start();
-    let end = name
-        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
-        .unwrap_or(name.len());
-    Some(&name[..end]).filter(|name| !name.is_empty())
-}
-
-/// Checks that `anchor` opens once, closes after, and holds at least one line.
-fn anchored_lines(text: &str, anchor: &str) -> std::result::Result<(), String> {
-    let lines: Vec<&str> = text.lines().collect();
-    let position = |marker: &str| {
-        let found: Vec<usize> = (0..lines.len())
-            .filter(|&i| anchor_in(lines[i], marker) == Some(anchor))
-            .collect();
-        match found.as_slice() {
-            [] => Err(format!("no `{marker} {anchor}` line")),
-            [one] => Ok(*one),
-            _ => Err(format!("`{marker} {anchor}` appears more than once")),
-        }
-    };
-    let (start, end) = (position("ANCHOR:")?, position("ANCHOR_END:")?);
-    let content = lines
-        .get(start + 1..end)
-        .unwrap_or_default()
-        .iter()
-        .filter(|line| !line.contains("ANCHOR:") && !line.contains("ANCHOR_END:"))
-        .count();
-    if content == 0 {
-        return Err(format!("anchor {anchor} holds no lines"));
-    }
-    Ok(())
 }
 
 /// Every relative `href` of the rendered book must reach a file inside it, and its

@@ -12,21 +12,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{Result, root, run, tools, walk};
+use crate::shell::{Result, root, run};
+use crate::tools;
+use crate::tree::walk;
 
 const EXAMPLE: &str = "default";
 const TARGET: &str = "bearer_token";
-
-pub fn fuzz(args: &[String]) -> Result {
-    let seconds = match args {
-        [] => 300,
-        [flag, value] if flag == "--seconds" => value
-            .parse()
-            .map_err(|_| "--seconds takes a whole number")?,
-        _ => return Err("usage: cargo xtask fuzz [--seconds N]".into()),
-    };
-    run_for(seconds)
-}
 
 /// Builds the fuzz target and fuzzes for `seconds`; fails on the first crash, leaving the
 /// input under `target/xtask-fuzz/default/fuzz/artifacts/`.

@@ -9,10 +9,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{Result, root, run};
+use crate::http::json_string;
+use crate::shell::{Result, root, run};
 
 fn harness() -> PathBuf {
     root().join("xtask/oidc-provider")
+}
+
+/// Where the provider a task or an example's tests start keeps its state:
+/// `target/xtask-tools/oidc-provider/NAME`.
+pub fn state_dir(name: &str) -> PathBuf {
+    root().join("target/xtask-tools/oidc-provider").join(name)
 }
 
 /// Installs the provider's npm packages when the lock file changed since the last install.
@@ -88,12 +95,8 @@ fn launch(state: &Path, port: u16) -> Result<String> {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if let Ok(text) = fs::read_to_string(&ready) {
-            let issuer = text
-                .split("\"issuer\":\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .ok_or("the provider's ready file has no issuer")?
-                .to_owned();
+            let issuer =
+                json_string(&text, "issuer").ok_or("the provider's ready file has no issuer")?;
             let port = issuer.rsplit(':').next().unwrap_or_default().to_owned();
             fs::write(state.join("port"), port).map_err(|e| e.to_string())?;
             return Ok(issuer);

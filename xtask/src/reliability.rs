@@ -14,43 +14,31 @@
 //!    token refused.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::bench::{Load, SERVICE, Scenario, Server, Target, Tokens, http, json_string, mib};
-use crate::{Result, Scratch, cargo, provider, root, run, section, tools};
+use crate::flags;
+use crate::harness::{self, Load, SERVICE, Scenario, Server, Target, Tokens, mib, resident};
+use crate::http::{self, raw_status};
+use crate::provider::{self, Provider};
+use crate::shell::{Result, cargo, root, run, section};
+use crate::tools;
+use crate::tree::Scratch;
 
-pub fn reliability(args: &[String]) -> Result {
-    const USAGE: &str = "usage: cargo xtask reliability [--debug] [--soak-seconds N]";
-    let mut soak_seconds = 60;
-    let mut profile = "release";
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--debug" => profile = "debug",
-            "--soak-seconds" => {
-                soak_seconds = args
-                    .next()
-                    .and_then(|value| value.parse().ok())
-                    .ok_or(USAGE)?;
-            }
-            _ => return Err(USAGE.into()),
-        }
-    }
+/// Builds the default example (release, or debug with `--debug`) and runs every check.
+pub fn reliability(flags: &flags::Reliability) -> Result {
     let mut build = cargo();
     build.args(["build", "--locked", "--package", SERVICE]);
-    if profile == "release" {
+    if flags.profile == "release" {
         build.arg("--release");
     }
     run(&mut build)?;
     check(
-        &root().join("target").join(profile).join(SERVICE),
-        soak_seconds,
+        &root().join("target").join(flags.profile).join(SERVICE),
+        flags.soak_seconds,
     )
 }
 
@@ -59,17 +47,9 @@ pub fn check(binary: &Path, soak_seconds: u32) -> Result {
     let wrk = tools::wrk()?;
     provider::install()?;
     let scratch = Scratch::new("reliability")?;
-    let state = root().join("target/xtask-tools/oidc-provider/reliability");
-    let idp = provider::Provider::start(&state)?;
-    let discovery =
-        crate::bench::http_get(&format!("{}/.well-known/openid-configuration", idp.issuer))?;
-    let load = Load {
-        wrk,
-        seconds: soak_seconds,
-        script: root().join("xtask/bench/wrk.lua"),
-        token_endpoint: json_string(&discovery, "token_endpoint")
-            .ok_or("no token_endpoint in discovery")?,
-    };
+    let state = provider::state_dir("reliability");
+    let idp = Provider::start(&state)?;
+    let load = Load::new(wrk, soak_seconds, &harness::discovery(&idp.issuer)?)?;
     let fresh = Tokens::mint(
         &state.join("keys.json"),
         &load.token(Scenario::Es256Fresh)?,
@@ -179,11 +159,6 @@ fn soak(server: &Server, load: &Load, tokens: &Path) -> Result {
     Ok(())
 }
 
-/// Resident memory of `pid` now (VmRSS), or `None` once it has exited.
-fn resident(pid: u32) -> Option<u64> {
-    crate::bench::memory(pid, "VmRSS:")
-}
-
 /// SIGTERM one second into three seconds of load, with a four-second shutdown delay (what
 /// a load balancer needs to notice readiness): every request succeeds, readiness answers
 /// 503 from the signal on, and the process exits 0 once the delay is over.
@@ -198,13 +173,8 @@ fn sigterm(mut server: Server, load: &Load) -> Result {
             .status()
             .is_ok_and(|status| status.success());
         std::thread::sleep(Duration::from_millis(200));
-        let readiness = http(
-            "GET",
-            &format!("{}/health/readiness", server.address),
-            &[],
-            "",
-        )
-        .map(|(status, _)| status);
+        let readiness =
+            http::get(&format!("{}/health/readiness", server.address)).map(|(status, _)| status);
         let measured = wrk.join().map_err(|_| "wrk's thread panicked".to_owned());
         (
             measured,
@@ -274,7 +244,7 @@ fn unknown_kid_flood(server: &Server, load: &Load, log: &Path, cooldown: u64) ->
             "{during} key fetches during a {seconds} s flood with a {cooldown} s cooldown"
         ));
     }
-    let (status, _) = http(
+    let (status, _) = http::request(
         "GET",
         &format!("{}/api/v1/protected", server.address),
         &[("Authorization", &format!("Bearer {valid}"))],
@@ -388,12 +358,7 @@ fn hostile_requests(server: &Server, load: &Load) -> Result {
             Err(error) => failures.push(format!("no answer for {name}: {error}")),
         }
     }
-    let (status, _) = http(
-        "GET",
-        &format!("{}/health/liveness", server.address),
-        &[],
-        "",
-    )?;
+    let (status, _) = http::get(&format!("{}/health/liveness", server.address))?;
     if status != 200 {
         failures.push(format!("liveness answered {status} afterwards"));
     }
@@ -404,38 +369,13 @@ fn hostile_requests(server: &Server, load: &Load) -> Result {
     }
 }
 
-/// Sends raw bytes and reads the status of the answer; a server may answer before it has
-/// read everything, so a failed write is not yet a failure.
-fn raw_status(address: &str, request: &[u8]) -> Result<u16> {
-    let mut stream = TcpStream::connect(address).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    let _ = stream.write_all(request);
-    let mut head = Vec::new();
-    let mut buffer = [0; 4096];
-    while !head.windows(2).any(|w| w == b"\r\n") {
-        match stream.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => head.extend_from_slice(&buffer[..read]),
-            Err(error) if head.is_empty() => return Err(error.to_string()),
-            Err(_) => break,
-        }
-    }
-    let head = String::from_utf8_lossy(&head);
-    head.split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("the connection closed without an answer ({head:?})"))
-}
-
 /// Fresh tokens at full load while the provider is killed two seconds in; the service
 /// tries to refresh its keys every second throughout. No token may be refused.
 fn provider_outage(
     server: &Server,
     load: &Load,
     tokens: &Path,
-    idp: provider::Provider,
+    idp: Provider,
     log: &Path,
 ) -> Result {
     let url = format!("{}/api/v1/protected", server.address);

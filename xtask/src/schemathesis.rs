@@ -1,24 +1,34 @@
-//! Property-based tests of a running example with schemathesis: the release-like binary
-//! serves on loopback with its development issuer, and schemathesis generates requests for
-//! every operation of the served OpenAPI document, with an admin token.
+//! `cargo xtask schemathesis` (part of `test`): property-based tests of a running example
+//! with schemathesis. The release-like binary serves on loopback with its development
+//! issuer, and schemathesis generates requests for every operation of the served OpenAPI
+//! document, with an admin token.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bench::{http, json_string};
-use crate::{Result, Scratch, run, tools};
+use crate::http::{self, json_string};
+use crate::shell::{Result, cargo, root, run, section};
+use crate::tools;
+use crate::tree::Scratch;
 
 /// What the responses must satisfy: no 5xx, and each status, content type, header and body
 /// as the document declares it.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
                       response_headers_conformance,response_schema_conformance";
 
+/// Builds the default example and fuzzes its API with schemathesis.
+pub fn schemathesis() -> Result {
+    section("schemathesis against examples/default");
+    run(cargo().args(["build", "--locked", "--package", "default-service"]))?;
+    check(&root().join("target/debug/default-service"))
+}
+
 /// Runs schemathesis against `binary`, an example's service with `auth=oidc` and SQLite.
 pub fn check(binary: &Path) -> Result {
     let schemathesis = tools::python_tool("schemathesis")?;
     let scratch = Scratch::new("schemathesis")?;
-    let port = crate::postgres::free_port()?;
+    let port = http::free_port()?;
     let log = std::fs::File::create(scratch.path.join("service.log")).map_err(|e| e.to_string())?;
     let service = Service(
         Command::new(binary)
@@ -35,7 +45,7 @@ pub fn check(binary: &Path) -> Result {
             .map_err(|e| format!("{}: {e}", binary.display()))?,
     );
     wait_until_ready(port)?;
-    let (status, body) = http(
+    let (status, body) = http::request(
         "POST",
         &format!("http://127.0.0.1:{port}/dev-issuer/token"),
         &[("Content-Type", "application/json")],
@@ -73,7 +83,7 @@ fn wait_until_ready(port: u16) -> Result {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let readiness = format!("http://127.0.0.1:{port}/health/readiness");
-        if let Ok((200, _)) = http("GET", &readiness, &[], "") {
+        if let Ok((200, _)) = http::get(&readiness) {
             return Ok(());
         }
         if Instant::now() > deadline {

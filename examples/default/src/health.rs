@@ -20,7 +20,6 @@ use serde::Serialize;
 /// How long one dependency check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-// ANCHOR: health_check
 /// The result of one check: `Err` carries the reason, for the log only.
 pub type CheckResult = Result<(), String>;
 
@@ -31,7 +30,6 @@ pub trait HealthCheck: Send + Sync + 'static {
     /// Probes the dependency.
     fn check(&self) -> Pin<Box<dyn Future<Output = CheckResult> + Send + '_>>;
 }
-// ANCHOR_END: health_check
 
 /// Shared readiness state: the registered checks and whether shutdown has begun.
 #[derive(Clone, Default)]
@@ -75,15 +73,12 @@ impl Readiness {
                 .read()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .clone();
-            let results =
-                futures_util::future::join_all(registered.iter().map(|check| async move {
-                    let result = match tokio::time::timeout(CHECK_TIMEOUT, check.check()).await {
-                        Ok(result) => result,
-                        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
-                    };
-                    (check.name(), result)
-                }))
-                .await;
+            let results = futures_util::future::join_all(
+                registered
+                    .iter()
+                    .map(|check| async move { (check.name(), checked(check.as_ref()).await) }),
+            )
+            .await;
             self.log_changes(&results);
             checks = results
                 .into_iter()
@@ -124,6 +119,14 @@ impl Readiness {
     }
 }
 
+/// Runs `check`, failing it when it takes longer than [`CHECK_TIMEOUT`].
+async fn checked(check: &(impl HealthCheck + ?Sized)) -> CheckResult {
+    match tokio::time::timeout(CHECK_TIMEOUT, check.check()).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+    }
+}
+
 /// Remembers a check's result for a while, so frequent probes (several load balancers,
 /// a kubelet) do not each reach the dependency: `Cached::new(check, ttl)`. Concurrent probes
 /// wait for the one in flight.
@@ -156,7 +159,8 @@ impl<C: HealthCheck> HealthCheck for Cached<C> {
             {
                 return result.clone();
             }
-            let result = self.check.check().await;
+            // Bounded here too, so a check that hangs is remembered as failed like any other.
+            let result = checked(&self.check).await;
             *last = Some((Instant::now(), result.clone()));
             result
         })
@@ -164,7 +168,8 @@ impl<C: HealthCheck> HealthCheck for Cached<C> {
 }
 
 /// The readiness report: `up` when every check passes.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub(crate) struct Report {
     status: Status,
     checks: BTreeMap<&'static str, Check>,
@@ -179,7 +184,8 @@ impl Report {
 }
 
 /// One dependency check: `up` or `down`, and no more (the reason is in the log).
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub(crate) struct Check {
     status: Status,
 }
@@ -194,12 +200,22 @@ impl From<&CheckResult> for Check {
     }
 }
 
-#[derive(Serialize, PartialEq, Eq, Clone, Copy, utoipa::ToSchema)]
+#[derive(Serialize, PartialEq, Eq, Clone, Copy)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Status {
     Up,
     Down,
 }
+
+/// The probes in the API description.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(liveness, readiness),
+    tags((name = "health", description = "Liveness and readiness probes"))
+)]
+pub struct ApiDoc;
 
 /// Mounts `/health/liveness` and `/health/readiness`.
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -211,31 +227,38 @@ pub fn routes(config: &mut web::ServiceConfig) {
 }
 
 /// Answers as long as the process can serve HTTP.
-#[utoipa::path(
-    get,
-    path = "/health/liveness",
-    tag = "health",
-    responses((status = 200, description = "The process is alive", body = Liveness)),
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/health/liveness",
+        tag = "health",
+        responses((status = 200, description = "The process is alive", body = Liveness)),
+    )
 )]
 pub(crate) async fn liveness() -> HttpResponse {
     HttpResponse::Ok().json(Liveness { status: "alive" })
 }
 
 /// The liveness answer: `{"status": "alive"}`.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub(crate) struct Liveness {
     status: &'static str,
 }
 
 /// Runs every registered dependency check; 503 while one fails or shutdown has begun.
-#[utoipa::path(
-    get,
-    path = "/health/readiness",
-    tag = "health",
-    responses(
-        (status = 200, description = "Every dependency is up", body = Report),
-        (status = 503, description = "A dependency is down, or the service is shutting down", body = Report),
-    ),
+#[cfg_attr(
+    feature = "openapi",
+    utoipa::path(
+        get,
+        path = "/health/readiness",
+        tag = "health",
+        responses(
+            (status = 200, description = "Every dependency is up", body = Report),
+            (status = 503, description = "A dependency is down, or the service is shutting down", body = Report),
+        ),
+    )
 )]
 pub(crate) async fn readiness(readiness: web::Data<Readiness>) -> HttpResponse {
     let report = readiness.report().await;

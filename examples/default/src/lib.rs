@@ -1,13 +1,21 @@
 //! The service as a library: `main.rs` loads [`settings::Settings`], starts [`telemetry`]
 //! and runs a [`server::Application`]; the integration tests in `tests/` build the same
 //! application on port 0.
+//!
+//! Each optional part is a module behind the Cargo feature of the same name (see
+//! Cargo.toml), plugged into the rest with one `#[cfg(feature = "...")]` line per place.
 
+#[cfg(feature = "auth")]
 pub mod api;
+#[cfg(feature = "auth")]
 pub mod auth;
 pub mod client_ip;
+#[cfg(feature = "database")]
 pub mod db;
 pub mod health;
+#[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod policies;
 pub mod problem;
@@ -15,4 +23,5 @@ pub mod request_id;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
+#[cfg(feature = "database")]
 pub mod users;

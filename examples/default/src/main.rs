@@ -1,17 +1,15 @@
 use std::process::ExitCode;
 
-use default_service::server::Application;
-use default_service::settings::Settings;
-use default_service::telemetry;
+use default_service as service;
+use service::server::Application;
+use service::settings::Settings;
+use service::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // `cargo run -- openapi > openapi.json` exports the API description.
-    if std::env::args().nth(1).as_deref() == Some("openapi") {
-        println!("{}", default_service::openapi::to_json());
-        return ExitCode::SUCCESS;
-    }
-    default_service::auth::install_crypto_provider();
+    // The TLS crypto provider comes first: every HTTPS client the service builds needs it.
+    #[cfg(feature = "auth")]
+    service::auth::install_crypto_provider();
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {
@@ -19,10 +17,14 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(error) = telemetry::init(&settings.log) {
-        eprintln!("error: cannot start logging: {error}");
-        return ExitCode::FAILURE;
-    }
+    // Flushes what is still buffered (OpenTelemetry spans) when main returns.
+    let _telemetry = match telemetry::init(&settings.log) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("error: cannot start logging: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let served = match Application::build(&settings).await {
         Ok(application) => application.run_until_stopped().await,
         Err(error) => Err(error),

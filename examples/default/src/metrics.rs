@@ -7,7 +7,7 @@
 
 use std::io;
 use std::net::{IpAddr, TcpListener};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
@@ -56,13 +56,33 @@ type Collector = Arc<dyn Fn() + Send + Sync>;
 #[derive(Clone)]
 pub struct Metrics {
     handle: PrometheusHandle,
-    collectors: Vec<Collector>,
+    /// Shared by every clone: the own-port server's and each worker's.
+    collectors: Arc<RwLock<Vec<Collector>>>,
+    /// `/metrics` is served on a port of its own, not on the API's listener.
+    on_own_port: bool,
 }
 
 impl Metrics {
+    /// Installs the exporter and, with `METRICS_PORT`, serves `/metrics` on that port of
+    /// `host` until `shutdown` turns true; otherwise [`Metrics::routes`] mounts it on the
+    /// API's listener.
+    pub fn start(
+        settings: &MetricsSettings,
+        host: IpAddr,
+        shutdown: &watch::Sender<bool>,
+    ) -> io::Result<Self> {
+        let mut metrics = Self::install();
+        if let Some(port) = settings.port {
+            let port = metrics.serve_on(host, port, shutdown.subscribe())?;
+            tracing::info!(port, "serving /metrics on its own port");
+            metrics.on_own_port = true;
+        }
+        Ok(metrics)
+    }
+
     /// Connects the `metrics` facade to the Prometheus exporter. The recorder is global:
     /// every application in the process (the tests start many) shares it.
-    pub fn install() -> Self {
+    fn install() -> Self {
         static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
         let handle = HANDLE.get_or_init(|| {
             let recorder = PrometheusBuilder::new()
@@ -87,25 +107,39 @@ impl Metrics {
         });
         Self {
             handle: handle.clone(),
-            collectors: Vec::new(),
+            collectors: Arc::default(),
+            on_own_port: false,
         }
     }
 
     /// Runs `collect` before every scrape, to set gauges from current state.
-    pub fn collect_with(mut self, collect: impl Fn() + Send + Sync + 'static) -> Self {
-        self.collectors.push(Arc::new(collect));
-        self
+    pub fn collect_with(&self, collect: impl Fn() + Send + Sync + 'static) {
+        self.collectors
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(Arc::new(collect));
     }
 
-    /// Mounts `GET /metrics`.
+    /// Mounts `GET /metrics`, unless it is served on a port of its own.
     pub fn routes(&self, config: &mut web::ServiceConfig) {
+        if !self.on_own_port {
+            self.mount(config);
+        }
+    }
+
+    fn mount(&self, config: &mut web::ServiceConfig) {
         let metrics = self.clone();
         config.route(
             "/metrics",
             web::get().to(move || {
                 let metrics = metrics.clone();
                 async move {
-                    for collect in &metrics.collectors {
+                    let collectors = metrics
+                        .collectors
+                        .read()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .clone();
+                    for collect in &collectors {
                         collect();
                     }
                     HttpResponse::Ok()
@@ -118,7 +152,7 @@ impl Metrics {
 
     /// Serves `/metrics` alone on `host:port`, until `shutdown` turns true. Returns the
     /// bound port.
-    pub fn serve_on(
+    fn serve_on(
         &self,
         host: IpAddr,
         port: u16,
@@ -127,7 +161,7 @@ impl Metrics {
         let listener = TcpListener::bind((host, port))?;
         let port = listener.local_addr()?.port();
         let metrics = self.clone();
-        let server = HttpServer::new(move || App::new().configure(|config| metrics.routes(config)))
+        let server = HttpServer::new(move || App::new().configure(|config| metrics.mount(config)))
             .workers(1)
             .disable_signals()
             .listen(listener)?
@@ -142,7 +176,6 @@ impl Metrics {
     }
 }
 
-// ANCHOR: record
 /// Middleware: counts and times each request by method, route pattern and status. Paths
 /// that match no route share the `unmatched` label, so scanners cannot grow the series.
 pub async fn record(
@@ -168,7 +201,6 @@ pub async fn record(
     metrics::histogram!(REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
     result
 }
-// ANCHOR_END: record
 
 /// The standard methods by name; any other is `_OTHER`, as OpenTelemetry's conventions say.
 fn method_label(method: &Method) -> &str {

@@ -22,7 +22,9 @@ use crate::telemetry::RequestSpan;
 
 /// A bound, not yet running service. Tests build it on port 0 and ask for the port.
 pub struct Application {
+    #[cfg(feature = "auth")]
     _auth: crate::auth::Auth,
+    #[cfg(feature = "database")]
     _database: crate::db::Database,
     server: Server,
     /// Turns true when shutdown begins, for background tasks to stop.
@@ -34,29 +36,50 @@ pub struct Application {
     drain_timeout: Duration,
 }
 
+/// Mounts routes into a scope: `api_v1` or one of the tests'.
+pub type Routes = fn(&mut web::ServiceConfig);
+
+/// The modules that serve routes under `/api/v1`, one line each. They share one scope and
+/// none owns the prefix, so their order does not matter.
+const API_V1: &[Routes] = &[
+    #[cfg(feature = "auth")]
+    crate::api::routes,
+    #[cfg(feature = "database")]
+    crate::users::routes,
+];
+
+/// Every route under `/api/v1`.
+pub fn api_v1(config: &mut web::ServiceConfig) {
+    for routes in API_V1 {
+        routes(config);
+    }
+}
+
 impl Application {
     /// Binds the listener and prepares the workers; nothing is served until it runs.
     pub async fn build(settings: &Settings) -> io::Result<Self> {
+        Self::build_with(settings, api_v1).await
+    }
+
+    /// Like [`Application::build`], with `routes` under `/api/v1` instead of [`api_v1`].
+    pub async fn build_with(settings: &Settings, routes: Routes) -> io::Result<Self> {
         let server_settings = &settings.server;
         let listener = TcpListener::bind((server_settings.host, server_settings.port))?;
         let address = listener.local_addr()?;
         let readiness = Readiness::default();
         let (shutdown, _) = watch::channel(false);
+        // What each option starts once, before the workers: one line each.
+        #[cfg(feature = "auth")]
         let auth = crate::auth::Auth::start(&settings.auth, address, &readiness)?;
-        let auth_routes = auth.routes();
+        #[cfg(feature = "database")]
         let database = crate::db::Database::start(&settings.database, &readiness)?;
-        let pool = web::Data::new(database.pool());
-        let metrics = crate::metrics::Metrics::install();
-        let metrics = metrics.collect_with(database.pool_gauges());
-        // On a port of its own, /metrics stays off the public listener.
-        let app_metrics = match settings.metrics.port {
-            Some(port) => {
-                let port = metrics.serve_on(server_settings.host, port, shutdown.subscribe())?;
-                tracing::info!(port, "serving /metrics on its own port");
-                None
-            }
-            None => Some(metrics),
-        };
+        #[cfg(feature = "metrics")]
+        let metrics =
+            crate::metrics::Metrics::start(&settings.metrics, server_settings.host, &shutdown)?;
+        #[cfg(all(feature = "metrics", feature = "database"))]
+        metrics.collect_with(database.pool_gauges());
+        #[cfg(feature = "scheduler")]
+        crate::scheduler::start(&settings.scheduler, database.pool(), shutdown.subscribe());
 
         let app_readiness = readiness.clone();
         let trusted_proxies = TrustedProxies::new(server_settings.trusted_proxies.clone());
@@ -69,35 +92,37 @@ impl Application {
         let json_body_limit = server_settings.json_body_limit;
         let request_timeout = server_settings.request_timeout;
         let cors_allowed_origins = server_settings.cors_allowed_origins.clone();
+        #[cfg(feature = "auth")]
+        let auth_routes = auth.routes();
+        #[cfg(feature = "database")]
+        let pool = web::Data::new(database.pool());
         let mut server = HttpServer::new(move || {
-            // ANCHOR: app
-            App::new()
+            let app = App::new()
                 .wrap(from_fn(move |request, next| {
                     policies::time_limit(request_timeout, request, next)
                 }))
                 .wrap(policies::cors(&cors_allowed_origins))
                 .wrap(policies::security_headers())
                 .wrap(TracingLogger::<RequestSpan>::new())
-                .wrap(from_fn(request_id::propagate))
-                .wrap(from_fn(crate::metrics::record))
-                .app_data(web::Data::new(app_readiness.clone()))
+                .wrap(from_fn(request_id::propagate));
+            // What each option adds to every worker's app: one line each.
+            #[cfg(feature = "metrics")]
+            let app = app.wrap(from_fn(crate::metrics::record));
+            #[cfg(feature = "metrics")]
+            let app = app.configure(|config| metrics.routes(config));
+            #[cfg(feature = "openapi")]
+            let app = app.configure(crate::openapi::routes);
+            #[cfg(feature = "auth")]
+            let app = app.configure(|config| auth_routes.configure(config));
+            #[cfg(feature = "database")]
+            let app = app.app_data(pool.clone());
+            app.app_data(web::Data::new(app_readiness.clone()))
                 .app_data(trusted_proxies.clone())
                 .app_data(problem::json_config(json_body_limit))
                 .app_data(problem::query_config())
                 .configure(health::routes)
-                .configure(|config| {
-                    if let Some(metrics) = &app_metrics {
-                        metrics.routes(config);
-                    }
-                })
-                .configure(crate::openapi::routes)
-                .app_data(pool.clone())
-                // Before the sample API: its `/api/v1` scope would take `/api/v1/users` too.
-                .configure(crate::users::routes)
-                .configure(|config| auth_routes.configure(config))
-                .configure(crate::api::routes)
+                .service(web::scope("/api/v1").configure(routes))
                 .default_service(web::to(problem::not_found))
-            // ANCHOR_END: app
         })
         .keep_alive(keep_alive(server_settings.keep_alive))
         .client_request_timeout(server_settings.client_request_timeout)
@@ -110,7 +135,9 @@ impl Application {
         let server = server.listen(listener)?.run();
 
         Ok(Self {
+            #[cfg(feature = "auth")]
             _auth: auth,
+            #[cfg(feature = "database")]
             _database: database,
             server,
             shutdown,
@@ -138,7 +165,6 @@ impl Application {
         self.run_until(signal).await
     }
 
-    // ANCHOR: run_until
     /// Serves until `shutdown` completes. Then readiness turns 503 at once; after the
     /// shutdown delay the listener closes and in-flight requests get up to the drain timeout
     /// to finish.
@@ -172,7 +198,6 @@ impl Application {
         tracing::info!("shutdown complete");
         result
     }
-    // ANCHOR_END: run_until
 }
 
 fn keep_alive(idle: Duration) -> KeepAlive {

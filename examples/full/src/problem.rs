@@ -6,7 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 /// A problem details body. `type` stays `about:blank`, so `title` is the status text.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     #[serde(rename = "type")]
     kind: &'static str,
@@ -20,7 +21,8 @@ pub struct Problem {
 }
 
 /// One refused input: its name and the reason.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InvalidParam {
     pub name: String,
     pub reason: String,
@@ -107,4 +109,31 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
                 .to_response();
             InternalError::from_response(error, response).into()
         })
+}
+
+/// What a route answers when the resource it names does not exist.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::IntoResponses)]
+pub enum NotFound {
+    /// Nothing exists at the path.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+}
+
+/// What a route reading a JSON body answers when the body is refused.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::IntoResponses)]
+pub enum BodyRefusals {
+    /// The body is not well-formed JSON for this route.
+    #[response(status = 400, content_type = "application/problem+json")]
+    Malformed(Problem),
+    /// The body is larger than JSON_BODY_LIMIT.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The body is not `application/json`.
+    #[response(status = 415, content_type = "application/problem+json")]
+    UnsupportedType(Problem),
+    /// A field's value was refused; `invalid-params` names it.
+    #[response(status = 422, content_type = "application/problem+json")]
+    Invalid(Problem),
 }

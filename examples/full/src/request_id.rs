@@ -51,7 +51,6 @@ impl fmt::Display for RequestId {
     }
 }
 
-// ANCHOR: propagate
 /// Middleware: picks the request id before anything else runs and returns it on the response.
 pub async fn propagate(
     request: ServiceRequest,
@@ -77,7 +76,6 @@ pub async fn propagate(
         }
     }
 }
-// ANCHOR_END: propagate
 
 #[cfg(test)]
 mod tests {

@@ -23,7 +23,6 @@ use crate::settings::{SettingsError, Values};
 /// The future a job's run returns: a short summary for the log, or the error.
 pub type RunFuture<'a> = Pin<Box<dyn Future<Output = Result<String, sqlx::Error>> + Send + 'a>>;
 
-// ANCHOR: job
 /// A unit of background work.
 pub trait Job: Send + Sync + 'static {
     /// A stable name: the key of its lock and of its runs.
@@ -31,7 +30,6 @@ pub trait Job: Send + Sync + 'static {
     /// One run's work, inside `transaction`, which commits if it succeeds.
     fn run<'a>(&'a self, transaction: &'a mut Transaction<'static, Db>) -> RunFuture<'a>;
 }
-// ANCHOR_END: job
 
 /// When a job runs.
 #[derive(Debug, Clone)]
@@ -194,7 +192,6 @@ enum RunError {
     Failed(sqlx::Error),
 }
 
-// ANCHOR: run_once
 /// Claims the tick and runs the job in one transaction.
 async fn run_once(job: &dyn Job, tick: u64, pool: &DbPool) -> Result<String, RunError> {
     let mut transaction = db::begin_write(pool).await.map_err(RunError::Failed)?;
@@ -222,7 +219,6 @@ async fn run_once(job: &dyn Job, tick: u64, pool: &DbPool) -> Result<String, Run
     transaction.commit().await.map_err(RunError::Failed)?;
     Ok(summary)
 }
-// ANCHOR_END: run_once
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -236,7 +232,6 @@ fn subsec_nanos() -> u32 {
         .map_or(0, |elapsed| elapsed.subsec_nanos())
 }
 
-// ANCHOR: sample_job
 /// The sample job: removes users deleted more than `after` ago.
 pub struct PurgeDeletedUsers {
     pub after: Duration,
@@ -260,7 +255,6 @@ impl Job for PurgeDeletedUsers {
         })
     }
 }
-// ANCHOR_END: sample_job
 
 #[cfg(test)]
 mod tests {

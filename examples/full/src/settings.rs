@@ -2,9 +2,8 @@
 //!
 //! Layers, each overriding the one before: built-in defaults, then `config/base.toml` and
 //! `config/{APP_ENVIRONMENT}.toml` when they exist, then a `.env` file in the working
-//! directory, then the process environment. Every setting has one variable name (the
-//! original guide's names: `PORT`, `WORKERS`, `LOG_LEVEL`, ...); config files use the same
-//! names in lower case. A bad value is refused with an error naming the variable, the value
+//! directory, then the process environment. Every setting has one variable name (`PORT`,
+//! `WORKERS`, `LOG_LEVEL`, ...); config files use the same names in lower case. A bad value is refused with an error naming the variable, the value
 //! and what is accepted, before anything binds.
 
 use std::collections::HashMap;
@@ -26,9 +25,13 @@ pub struct Settings {
     pub environment: Environment,
     pub server: ServerSettings,
     pub log: LogSettings,
+    #[cfg(feature = "auth")]
     pub auth: crate::auth::AuthSettings,
+    #[cfg(feature = "database")]
     pub database: crate::db::DatabaseSettings,
+    #[cfg(feature = "scheduler")]
     pub scheduler: crate::scheduler::SchedulerSettings,
+    #[cfg(feature = "metrics")]
     pub metrics: crate::metrics::MetricsSettings,
 }
 
@@ -77,6 +80,28 @@ pub struct LogSettings {
 }
 
 impl LogSettings {
+    /// `LOG_LEVEL`, `RUST_LOG` and `LOG_JSON_OUTPUT`.
+    fn from_values(values: &Values<'_>, environment: Environment) -> Result<Self, SettingsError> {
+        let production = environment == Environment::Production;
+        let level = values.with("LOG_LEVEL", LEVELS, "info", |value| {
+            value.parse::<LevelFilter>().ok()
+        })?;
+        let directives = values.get("RUST_LOG")?;
+        if let Some(directives) = &directives {
+            filter(level, Some(directives)).map_err(|_| SettingsError::Invalid {
+                variable: "RUST_LOG",
+                value: directives.clone(),
+                expected: "comma-separated directives such as `info,actix_server=warn`",
+            })?;
+        }
+        let json_default = if production { "true" } else { "false" };
+        Ok(Self {
+            level,
+            directives,
+            json: values.boolean("LOG_JSON_OUTPUT", json_default)?,
+        })
+    }
+
     /// The filter the subscriber applies: `level`, then the `RUST_LOG` directives.
     pub fn env_filter(&self) -> EnvFilter {
         filter(self.level, self.directives.as_deref())
@@ -84,7 +109,45 @@ impl LogSettings {
     }
 }
 
-// ANCHOR: settings_error
+impl ServerSettings {
+    /// `HOST`, `PORT`, `WORKERS` and the other settings of the HTTP server.
+    fn from_values(values: &Values<'_>, environment: Environment) -> Result<Self, SettingsError> {
+        let production = environment == Environment::Production;
+        let default_host = if production { "0.0.0.0" } else { "127.0.0.1" };
+        Ok(Self {
+            host: values.parse(
+                "HOST",
+                "an IP address such as 127.0.0.1 or 0.0.0.0",
+                default_host,
+            )?,
+            port: values.parse("PORT", "a port number from 0 to 65535", "8000")?,
+            workers: values.optional_with(
+                "WORKERS",
+                "a whole number of workers from 1 to 512 (actix-web's limit)",
+                |value| value.parse::<NonZeroUsize>().ok().filter(|n| n.get() <= 512),
+            )?,
+            keep_alive: values.seconds("KEEP_ALIVE", "5")?,
+            client_request_timeout: values.seconds("CLIENT_REQUEST_TIMEOUT", "5")?,
+            json_body_limit: values.parse("JSON_BODY_LIMIT", "a size in bytes", "262144")?,
+            request_timeout: values.seconds("REQUEST_TIMEOUT", "30")?,
+            cors_allowed_origins: values.with(
+                "CORS_ALLOWED_ORIGINS",
+                "comma-separated origins such as https://app.example.com (scheme and host, no path)",
+                "",
+                parse_origins,
+            )?,
+            shutdown_delay: values.seconds("SHUTDOWN_DELAY", if production { "5" } else { "0" })?,
+            drain_timeout: values.seconds("DRAIN_TIMEOUT", "30")?,
+            trusted_proxies: values.with(
+                "TRUSTED_PROXIES",
+                "comma-separated addresses or CIDR blocks such as 10.0.0.0/8,192.168.1.10",
+                "",
+                parse_networks,
+            )?,
+        })
+    }
+}
+
 /// A setting that cannot be used; the message is meant for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -106,7 +169,6 @@ pub enum SettingsError {
     #[error("cannot read {path}: {reason}")]
     Source { path: PathBuf, reason: String },
 }
-// ANCHOR_END: settings_error
 
 impl Settings {
     /// Reads `.env` from the working directory and the process environment.
@@ -147,64 +209,17 @@ impl Settings {
             })?;
         let values = Values(&config);
 
-        let production = environment == Environment::Production;
-        let default_host = if production { "0.0.0.0" } else { "127.0.0.1" };
-        // ANCHOR: server_settings
-        let server = ServerSettings {
-            host: values.parse(
-                "HOST",
-                "an IP address such as 127.0.0.1 or 0.0.0.0",
-                default_host,
-            )?,
-            port: values.parse("PORT", "a port number from 0 to 65535", "8000")?,
-            workers: values.optional_with(
-                "WORKERS",
-                "a whole number of workers from 1 to 512 (actix-web's limit)",
-                |value| value.parse::<NonZeroUsize>().ok().filter(|n| n.get() <= 512),
-            )?,
-            keep_alive: values.seconds("KEEP_ALIVE", "5")?,
-            client_request_timeout: values.seconds("CLIENT_REQUEST_TIMEOUT", "5")?,
-            json_body_limit: values.parse("JSON_BODY_LIMIT", "a size in bytes", "262144")?,
-            request_timeout: values.seconds("REQUEST_TIMEOUT", "30")?,
-            cors_allowed_origins: values.with(
-                "CORS_ALLOWED_ORIGINS",
-                "comma-separated origins such as https://app.example.com (scheme and host, no path)",
-                "",
-                parse_origins,
-            )?,
-            shutdown_delay: values.seconds("SHUTDOWN_DELAY", if production { "5" } else { "0" })?,
-            drain_timeout: values.seconds("DRAIN_TIMEOUT", "30")?,
-            trusted_proxies: values.with(
-                "TRUSTED_PROXIES",
-                "comma-separated addresses or CIDR blocks such as 10.0.0.0/8,192.168.1.10",
-                "",
-                parse_networks,
-            )?,
-        };
-        // ANCHOR_END: server_settings
-
-        let level = values.with("LOG_LEVEL", LEVELS, "info", |value| {
-            value.parse::<LevelFilter>().ok()
-        })?;
-        let directives = values.get("RUST_LOG")?;
-        if let Some(directives) = &directives {
-            filter(level, Some(directives)).map_err(|_| SettingsError::Invalid {
-                variable: "RUST_LOG",
-                value: directives.clone(),
-                expected: "comma-separated directives such as `info,actix_server=warn`",
-            })?;
-        }
-        let json_default = if production { "true" } else { "false" };
-        let log = LogSettings {
-            level,
-            directives,
-            json: values.boolean("LOG_JSON_OUTPUT", json_default)?,
-        };
+        let server = ServerSettings::from_values(&values, environment)?;
+        let log = LogSettings::from_values(&values, environment)?;
 
         Ok(Self {
+            #[cfg(feature = "auth")]
             auth: crate::auth::AuthSettings::from_values(&values, environment, &server)?,
-            database: crate::db::DatabaseSettings::from_values(&values)?,
+            #[cfg(feature = "database")]
+            database: crate::db::DatabaseSettings::from_values(&values, environment)?,
+            #[cfg(feature = "scheduler")]
             scheduler: crate::scheduler::SchedulerSettings::from_values(&values)?,
+            #[cfg(feature = "metrics")]
             metrics: crate::metrics::MetricsSettings::from_values(&values)?,
             environment,
             server,
@@ -397,11 +412,9 @@ pub(crate) mod tests {
 
     /// Settings from `vars` alone: no config files, no process environment.
     pub(crate) fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        // A database URL for the options that need one; ignored by the others.
-        let mut all = vec![
-            ("CONFIG_DIR", "/nonexistent"),
-            ("DATABASE_URL", "postgres://localhost/test"),
-        ];
+        let mut all = vec![("CONFIG_DIR", "/nonexistent")];
+        #[cfg(feature = "database")]
+        all.push(("DATABASE_URL", crate::db::TEST_URL));
         all.extend_from_slice(vars);
         Settings::from_vars(all)
     }
@@ -443,7 +456,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_guides_variable_names_are_read() {
+    fn the_documented_variable_names_are_read() {
         let settings = settings(&[
             ("PORT", "9000"),
             ("WORKERS", "3"),

@@ -21,10 +21,18 @@ use crate::client_ip::client_ip;
 use crate::request_id::RequestId;
 use crate::settings::LogSettings;
 
-// ANCHOR: init
+/// The running telemetry: dropping it flushes what is still buffered (OpenTelemetry's
+/// spans), so `main` keeps it until it returns.
+#[must_use = "dropping it flushes and stops what telemetry still exports"]
+pub struct Telemetry {
+    #[cfg(feature = "otel")]
+    _otel: crate::otel::Flush,
+}
+
 /// Installs the global subscriber, forwards `log` records to it and logs panics.
-pub fn init(settings: &LogSettings) -> Result<(), Box<dyn std::error::Error>> {
+pub fn init(settings: &LogSettings) -> Result<Telemetry, Box<dyn std::error::Error>> {
     let subscriber = Registry::default().with(settings.env_filter());
+    #[cfg(feature = "otel")]
     let subscriber = subscriber.with(crate::otel::layer()?);
     if settings.json {
         subscriber
@@ -44,9 +52,11 @@ pub fn init(settings: &LogSettings) -> Result<(), Box<dyn std::error::Error>> {
             .try_init()?;
     }
     log_panics();
-    Ok(())
+    Ok(Telemetry {
+        #[cfg(feature = "otel")]
+        _otel: crate::otel::Flush,
+    })
 }
-// ANCHOR_END: init
 
 /// Replaces the default panic output (plain text on stderr) with an error event, so a
 /// panic reaches the log pipeline in the same format as everything else.
@@ -88,7 +98,7 @@ impl RootSpanBuilder for RequestSpan {
         let route = request.match_pattern().unwrap_or_else(|| "default".into());
         let span = tracing::info_span!(
             "HTTP request",
-            otel.name = %format!("{} {route}", request.method()),
+            otel.name = tracing::field::Empty,
             http.method = %request.method(),
             http.route = %route,
             http.target = %request.path(),
@@ -102,7 +112,8 @@ impl RootSpanBuilder for RequestSpan {
             exception.message = tracing::field::Empty,
             exception.details = tracing::field::Empty,
         );
-        crate::otel::continue_trace(request, &span);
+        #[cfg(feature = "otel")]
+        crate::otel::continue_trace(request, &route, &span);
         span
     }
 

@@ -1,14 +1,18 @@
 //! Prometheus metrics: requests by route and status, auth refusals, JWKS fetches and the
 //! database pool, on the main port or a port of their own.
 //!
-//! The recorder is global to the test process: each test holds [`ONE_AT_A_TIME`] and
+//! The recorder is global to the process, so these tests have a binary of their own (the
+//! other tests' requests would land in the counts); each holds [`ONE_AT_A_TIME`] and
 //! compares counts before and after what it does.
 
+use full_service as service;
+
+// The integration tests' helpers; these tests use a part of them.
+#[allow(dead_code)]
+#[path = "api/helpers/mod.rs"]
 mod helpers;
-use helpers::issuer::{SigningKey, TestIssuer};
+
 use helpers::{TestApp, spawn_app, spawn_app_with};
-use jsonwebtoken::Algorithm;
-use serde_json::json;
 
 /// Held by each test, so no other test's requests land in the counts it compares.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -103,11 +107,16 @@ async fn metrics_can_move_to_a_port_of_their_own() {
     );
 }
 
+#[cfg(feature = "auth")]
 #[tokio::test]
 async fn auth_refusals_are_counted_by_reason_and_jwks_fetches_by_trigger() {
+    use helpers::issuer::{SigningKey, TestIssuer};
+    use jsonwebtoken::Algorithm;
+    use serde_json::json;
+
     let _serial = ONE_AT_A_TIME.lock().await;
     let issuer = TestIssuer::start().await;
-    let app = spawn_app_with(&issuer.settings()).await;
+    let app = helpers::spawn_app_with_routes(&issuer.settings(), helpers::probe::routes).await;
     app.wait_until_ready().await;
     let reason =
         |text: &str, reason: &str| sample(text, "auth_rejections_total", &[("reason", reason)]);
@@ -148,6 +157,7 @@ async fn auth_refusals_are_counted_by_reason_and_jwks_fetches_by_trigger() {
     );
 }
 
+#[cfg(feature = "database")]
 #[tokio::test]
 async fn the_database_pool_is_reported_when_scraped() {
     let _serial = ONE_AT_A_TIME.lock().await;

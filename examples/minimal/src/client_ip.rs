@@ -1,7 +1,8 @@
 //! The client's address, as the logs show it: the peer that connected, unless that peer is a
 //! proxy named in `TRUSTED_PROXIES`, whose `X-Forwarded-For` (or, without one, `Forwarded`)
 //! header is then believed hop by hop. Anyone can send those headers, so without trusted
-//! proxies they are ignored.
+//! proxies they are ignored; and the trusted proxies must append to `X-Forwarded-For` (as
+//! nginx, Envoy and cloud load balancers do), or a client could choose what is logged.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -18,7 +19,9 @@ impl TrustedProxies {
         Self(networks)
     }
 
+    /// IPv4 peers of a dual-stack listener arrive as `::ffff:a.b.c.d`: compared as IPv4.
     fn trusts(&self, address: IpAddr) -> bool {
+        let address = address.to_canonical();
         self.0.iter().any(|network| network.contains(&address))
     }
 
@@ -26,6 +29,7 @@ impl TrustedProxies {
     /// nearest hop back, the first address that is not a trusted proxy. A hop that is not
     /// an address (`unknown`, an obfuscated name) ends the walk at the proxy that wrote it.
     pub fn client_of(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = peer.to_canonical();
         if !self.trusts(peer) {
             return peer;
         }
@@ -142,6 +146,20 @@ mod tests {
         // An entry that is not an address stops the walk at the proxy that wrote it.
         let unknown = headers(&[("x-forwarded-for", "unknown, 10.0.0.2")]);
         assert_eq!(proxies.client_of(ip("10.0.0.1"), &unknown), ip("10.0.0.2"));
+    }
+
+    #[test]
+    fn ipv4_peers_of_a_dual_stack_listener_match_ipv4_networks() {
+        let proxies = trusted(&["10.0.0.0/8"]);
+        let chain = headers(&[("x-forwarded-for", "203.0.113.9")]);
+        assert_eq!(
+            proxies.client_of(ip("::ffff:10.0.0.1"), &chain),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            TrustedProxies::default().client_of(ip("::ffff:198.51.100.7"), &chain),
+            ip("198.51.100.7")
+        );
     }
 
     #[test]

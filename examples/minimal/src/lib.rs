@@ -1,6 +1,9 @@
 //! The service as a library: `main.rs` loads [`settings::Settings`], starts [`telemetry`]
 //! and runs a [`server::Application`]; the integration tests in `tests/` build the same
 //! application on port 0.
+//!
+//! Each optional part is a module behind the Cargo feature of the same name (see
+//! Cargo.toml), plugged into the rest with one `#[cfg(feature = "...")]` line per place.
 
 pub mod client_ip;
 pub mod health;

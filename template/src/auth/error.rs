@@ -137,3 +137,54 @@ impl ResponseError for AuthError {
         response
     }
 }
+
+/// What every route behind a bearer token may answer besides its own responses.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::IntoResponses)]
+pub enum BearerRefusals {
+    /// No bearer token, or a refused one; `WWW-Authenticate` says why (RFC 6750).
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The identity provider's keys are not loaded yet, or a dependency is down.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// What a route that needs a role answers when the token lacks it.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::IntoResponses)]
+pub enum RoleRefusal {
+    /// The token lacks the role the route needs (`insufficient_scope`).
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+}
+
+/// The bearer scheme the routes' requirements name, and the problem body of every refusal,
+/// in the API description.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(Problem)), modifiers(&BearerScheme))]
+pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme.
+#[cfg(feature = "openapi")]
+struct BearerScheme;
+
+#[cfg(feature = "openapi")]
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some(
+                "An access token (RFC 9068 JWT) from the OpenID provider named by OIDC_ISSUER_URL. \
+                 Role names listed in a route's requirement are roles the token must carry.",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}

@@ -56,22 +56,15 @@ async fn authenticate(request: &HttpRequest) -> Result<Option<AccessToken>, Auth
 }
 
 /// The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1). Another scheme
-/// counts as no token; a Bearer header without a well-formed token is refused.
+/// counts as no token; what follows `Bearer ` is the validator's to accept or refuse (and
+/// to log), even when it is not a well-formed token.
 fn bearer_token(header: &[u8]) -> Result<&str, AuthError> {
     let header = std::str::from_utf8(header).map_err(|_| AuthError::MissingToken)?;
     let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::MissingToken);
     }
-    let token = token.trim_start_matches(' ');
-    // token68: letters, digits and -._~+/ followed by optional '=' padding.
-    let body = token.trim_end_matches('=');
-    let token68 =
-        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
-    if body.is_empty() || !body.bytes().all(token68) {
-        return Err(AuthError::InvalidToken(super::error::Rejection::Malformed));
-    }
-    Ok(token)
+    Ok(token.trim_start_matches(' '))
 }
 
 type Check = fn(&AccessToken) -> Result<(), AuthError>;
@@ -108,27 +101,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bearer_tokens_are_parsed_as_rfc_6750_says() {
+    fn the_bearer_scheme_is_recognised_in_any_case() {
         assert_eq!(
             bearer_token(b"Bearer abc.def-_~+/=").unwrap(),
             "abc.def-_~+/="
         );
-        assert_eq!(bearer_token(b"bearer abc").unwrap(), "abc");
+        assert_eq!(bearer_token(b"bearer  abc").unwrap(), "abc");
+        // Whatever follows is the validator's to refuse (and to log).
+        assert_eq!(bearer_token(b"Bearer a b").unwrap(), "a b");
+        assert_eq!(bearer_token(b"Bearer").unwrap(), "");
         assert!(matches!(
             bearer_token(b"Basic dXNlcg=="),
             Err(AuthError::MissingToken)
-        ));
-        assert!(matches!(
-            bearer_token(b"Bearer"),
-            Err(AuthError::InvalidToken(_))
-        ));
-        assert!(matches!(
-            bearer_token(b"Bearer a b"),
-            Err(AuthError::InvalidToken(_))
-        ));
-        assert!(matches!(
-            bearer_token(b"Bearer {\"x\":1}"),
-            Err(AuthError::InvalidToken(_))
         ));
     }
 }

@@ -81,7 +81,11 @@ impl TokenValidator {
         if let Err(AuthError::InvalidToken(reason)) = &result
             && let Some(suppressed) = self.rejections.admit()
         {
-            let (kid, iss) = unverified_kid_and_issuer(token);
+            // An oversize token is not even decoded for the log.
+            let (kid, iss) = match reason {
+                Rejection::TooLarge => (String::new(), String::new()),
+                _ => unverified_kid_and_issuer(token),
+            };
             tracing::warn!(
                 reason = reason.code(),
                 kid,
@@ -97,6 +101,9 @@ impl TokenValidator {
         if token.len() > self.max_token_bytes {
             return Err(AuthError::InvalidToken(Rejection::TooLarge));
         }
+        if !is_token68(token) {
+            return Err(AuthError::InvalidToken(Rejection::Malformed));
+        }
         let fingerprint = self.verified.as_ref().map(|_| fingerprint(token));
         if let (Some(cache), Some(fingerprint)) = (&self.verified, &fingerprint)
             && let Some(known) = cache.get(fingerprint)
@@ -109,7 +116,6 @@ impl TokenValidator {
             cache.invalidate(fingerprint);
         }
 
-        // ANCHOR: checks
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::InvalidToken(Rejection::Malformed))?;
         self.check_header(&header)
@@ -139,7 +145,6 @@ impl TokenValidator {
         .map_err(AuthError::InvalidToken)?;
         self.check_claims(&claims)
             .map_err(AuthError::InvalidToken)?;
-        // ANCHOR_END: checks
 
         let token_value = AccessToken::new(claims, &self.roles);
         if let (Some(cache), Some(fingerprint)) = (&self.verified, fingerprint) {
@@ -203,7 +208,7 @@ impl TokenValidator {
         header: &Header,
         key: &VerificationKey,
     ) -> Result<Claims, Rejection> {
-        if !key.algorithms.contains(&header.alg) {
+        if key.algorithm != header.alg {
             return Err(Rejection::Algorithm);
         }
         let validation = self
@@ -218,7 +223,7 @@ impl TokenValidator {
 
     /// What jsonwebtoken leaves to the application: the token is an access token (Keycloak's
     /// payload `typ`; no ID-token hashes unless `at+jwt` already proved the type), it was not
-    /// issued in the future, and it was issued to an allowed client.
+    /// issued in the future, and it names a client that is allowed to call.
     fn check_claims(&self, claims: &Claims) -> Result<(), Rejection> {
         if claims
             .typ
@@ -241,12 +246,12 @@ impl TokenValidator {
             return Err(Rejection::IssuedInFuture);
         }
         if let Some(allowed) = &self.allowed_clients {
-            let clients = [&claims.azp, &claims.client_id];
-            if clients
+            // The token must name its client, and every client it names must be listed.
+            let named: Vec<&String> = [&claims.azp, &claims.client_id]
                 .into_iter()
                 .flatten()
-                .any(|client| !allowed.contains(client))
-            {
+                .collect();
+            if named.is_empty() || named.iter().any(|client| !allowed.contains(client)) {
                 return Err(Rejection::Client);
             }
         }
@@ -287,6 +292,14 @@ fn rejection(kind: &ErrorKind) -> Rejection {
     }
 }
 
+/// RFC 6750 §2.1 `b64token`: letters, digits and `-._~+/`, then optional `=` padding.
+fn is_token68(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    let allowed =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+    !body.is_empty() && body.bytes().all(allowed)
+}
+
 /// RFC 9068 §4: `at+jwt`, or its full media type.
 fn is_at_jwt(typ: Option<&str>) -> bool {
     typ.is_some_and(|typ| {
@@ -295,8 +308,10 @@ fn is_at_jwt(typ: Option<&str>) -> bool {
 }
 
 /// A `typ` of the form `[application/]<kind>+jwt` (RFC 7515 §4.1.9 lets the prefix go).
+/// Compared as bytes: the header is the sender's, and need not be ASCII.
 fn names_another_jwt(typ: &str) -> bool {
-    typ.len() > 4 && typ[typ.len() - 4..].eq_ignore_ascii_case("+jwt")
+    let typ = typ.as_bytes();
+    typ.len() > 4 && typ[typ.len() - 4..].eq_ignore_ascii_case(b"+jwt")
 }
 
 fn fingerprint(token: &str) -> [u8; 32] {
@@ -399,6 +414,18 @@ mod tests {
                 !names_another_jwt(access) || is_at_jwt(Some(access)),
                 "{access}"
             );
+        }
+        // Not ASCII: no panic, and no JWT type.
+        for odd in ["€€", "é+jwt", "+jwt€"] {
+            assert_eq!(names_another_jwt(odd), odd == "é+jwt", "{odd}");
+        }
+    }
+
+    #[test]
+    fn a_token_must_be_a_b64token() {
+        assert!(is_token68("abc.def-_~+/="));
+        for bad in ["", "a b", "{\"x\":1}", "==", "é.b.c"] {
+            assert!(!is_token68(bad), "{bad:?}");
         }
     }
 

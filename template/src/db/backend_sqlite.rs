@@ -15,6 +15,15 @@ pub fn connect_options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
         .busy_timeout(std::time::Duration::from_secs(5)))
 }
 
+/// A local file: there is no network to protect.
+pub fn verifies_server(_options: &SqliteConnectOptions) -> bool {
+    true
+}
+
+/// A URL the settings accept even in production, for the settings' unit tests.
+#[cfg(test)]
+pub const TEST_URL: &str = "sqlite::memory:";
+
 /// Starts a transaction that will write. IMMEDIATE takes the write lock up front: a deferred
 /// transaction that reads, then writes, fails with "database is locked" when another writer
 /// got there in between, where this one waits its turn (up to the busy timeout).

@@ -21,6 +21,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::AccessToken;
 use crate::problem::Problem;
 
 /// Where the development issuer's routes are mounted.
@@ -126,7 +127,8 @@ fn default_lifetime() -> u64 {
     3600
 }
 
-/// Mounts discovery, the key set and the token endpoint under [`PATH`].
+/// Mounts discovery, the key set, the token endpoint and the userinfo endpoint under
+/// [`PATH`].
 pub fn routes(config: &mut web::ServiceConfig) {
     config.service(
         web::scope(PATH)
@@ -135,7 +137,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 web::get().to(discovery),
             )
             .route("/jwks", web::get().to(jwks))
-            .route("/token", web::post().to(token)),
+            .route("/token", web::post().to(token))
+            .route("/userinfo", web::get().to(userinfo)),
     );
 }
 
@@ -145,11 +148,18 @@ async fn discovery(issuer: web::Data<DevIssuer>) -> HttpResponse {
         "issuer": base,
         "jwks_uri": format!("{base}/jwks"),
         "token_endpoint": format!("{base}/token"),
+        "userinfo_endpoint": format!("{base}/userinfo"),
         "authorization_endpoint": format!("{base}/authorize"),
         "response_types_supported": ["token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
     }))
+}
+
+/// The claims of the bearer token, once the service's validator accepted it: what a token
+/// carries, and a route that needs a token in every service with auth.
+async fn userinfo(token: AccessToken) -> HttpResponse {
+    HttpResponse::Ok().json(&*token)
 }
 
 async fn jwks(issuer: web::Data<DevIssuer>) -> HttpResponse {

@@ -24,14 +24,14 @@ use crate::health::{CheckResult, HealthCheck};
 /// The largest discovery document or key set read from the provider.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 
-/// A key ready to verify signatures, with the algorithms it may be used with.
+/// A key ready to verify signatures, with the one algorithm it may be used with.
 ///
 /// A refresh that finds the same key again keeps the same `Arc`, so a verdict can be tied
 /// to the key that earned it: when the key changes or leaves, the verdict no longer holds.
 pub struct VerificationKey {
     pub kid: String,
     pub decoding: DecodingKey,
-    pub algorithms: Vec<Algorithm>,
+    pub algorithm: Algorithm,
     /// The published key, to recognise it in the next key set.
     jwk: Jwk,
 }
@@ -151,7 +151,6 @@ impl KeyStore {
         }));
     }
 
-    // ANCHOR: unknown_kid
     /// Fetches the key set again because a token named an unknown `kid` or failed its
     /// signature under a known one (the provider may have rotated or replaced a key),
     /// unless such a fetch started less than a cooldown ago. Concurrent callers wait for the
@@ -166,7 +165,6 @@ impl KeyStore {
             tracing::warn!(%error, trigger = trigger.label(), "key refresh failed; keeping the current keys");
         }
     }
-    // ANCHOR_END: unknown_kid
 
     /// Discovers the provider and keeps its keys fresh, forever. Spawn it once.
     pub async fn run(self: Arc<Self>, configuration_url: String, issuer: String) {
@@ -302,7 +300,6 @@ impl KeyStore {
         count
     }
 
-    // ANCHOR: usable_key
     /// A verification key whose algorithm the settings allow, or `None` (RFC 7517 §4.2-4.4,
     /// RFC 8725 §3.1): `use` absent or `sig`, `key_ops` absent or holding `verify`, `alg`
     /// absent or a signature algorithm of the key's type, and a `kid`.
@@ -339,31 +336,25 @@ impl KeyStore {
             // Symmetric keys are never used: anyone holding them could sign.
             _ => return None,
         };
-        // A key that names its algorithm may be used with that one only; a key named for
-        // encryption (RSA-OAEP, ECDH-ES, ...) or for another key type is no verification key.
-        let algorithms: Vec<Algorithm> = match jwk.common.key_algorithm {
-            None => family.to_vec(),
-            Some(named) => match signing_algorithm(named) {
-                Some(pinned) if family.contains(&pinned) => vec![pinned],
-                _ => return None,
-            },
+        // RFC 8725 §3.1: a key is used with exactly one algorithm. A key that names its
+        // algorithm gets that one, if it is a signature algorithm of its type (not RSA-OAEP,
+        // ECDH-ES, ...); one that names none gets the first of OIDC_ALGORITHMS its type can
+        // do (EC and Ed25519 keys have one anyway; an RSA key would otherwise have six).
+        let algorithm = match jwk.common.key_algorithm {
+            Some(named) => signing_algorithm(named).filter(|alg| family.contains(alg))?,
+            None => *self.allowed.iter().find(|alg| family.contains(alg))?,
         };
-        let algorithms: Vec<Algorithm> = algorithms
-            .into_iter()
-            .filter(|alg| self.allowed.contains(alg))
-            .collect();
-        if algorithms.is_empty() {
+        if !self.allowed.contains(&algorithm) {
             return None;
         }
         let decoding = DecodingKey::from_jwk(jwk).ok()?;
         Some(Arc::new(VerificationKey {
             kid,
             decoding,
-            algorithms,
+            algorithm,
             jwk: jwk.clone(),
         }))
     }
-    // ANCHOR_END: usable_key
 
     /// GETs a JSON document of at most [`MAX_DOCUMENT_BYTES`]; returns its body and its
     /// Cache-Control max-age.
@@ -543,19 +534,19 @@ mod tests {
         serde_json::from_value(jwk).unwrap()
     }
 
-    fn algorithms_of(jwk: &Jwk) -> Option<Vec<Algorithm>> {
+    fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
         let store = KeyStore::new(&settings(&[]).unwrap().auth).unwrap();
-        store.usable(jwk).map(|key| key.algorithms.clone())
+        store.usable(jwk).map(|key| key.algorithm)
     }
 
     #[test]
     fn only_verification_keys_verify() {
         use serde_json::json;
-        let es256 = Some(vec![Algorithm::ES256]);
-        assert_eq!(algorithms_of(&ec_key(json!({}))), es256);
-        assert_eq!(algorithms_of(&ec_key(json!({ "use": "sig" }))), es256);
+        let es256 = Some(Algorithm::ES256);
+        assert_eq!(algorithm_of(&ec_key(json!({}))), es256);
+        assert_eq!(algorithm_of(&ec_key(json!({ "use": "sig" }))), es256);
         assert_eq!(
-            algorithms_of(&ec_key(json!({ "key_ops": ["verify"], "alg": "ES256" }))),
+            algorithm_of(&ec_key(json!({ "key_ops": ["verify"], "alg": "ES256" }))),
             es256
         );
         for refused in [
@@ -571,7 +562,7 @@ mod tests {
             json!({ "alg": "ES384" }),
             json!({ "alg": "HS256" }),
         ] {
-            assert_eq!(algorithms_of(&ec_key(refused.clone())), None, "{refused}");
+            assert_eq!(algorithm_of(&ec_key(refused.clone())), None, "{refused}");
         }
     }
 
@@ -584,10 +575,32 @@ mod tests {
             }))
             .unwrap()
         };
-        assert_eq!(algorithms_of(&rsa("PS256")), Some(vec![Algorithm::PS256]));
+        assert_eq!(algorithm_of(&rsa("PS256")), Some(Algorithm::PS256));
         for encryption in ["RSA-OAEP", "RSA-OAEP-256", "RSA1_5"] {
-            assert_eq!(algorithms_of(&rsa(encryption)), None, "{encryption}");
+            assert_eq!(algorithm_of(&rsa(encryption)), None, "{encryption}");
         }
+    }
+
+    #[test]
+    fn a_key_gets_exactly_one_algorithm() {
+        let mut rsa: Jwk = serde_json::from_value(serde_json::json!({
+            "kty": "RSA", "kid": "r", "e": "AQAB",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+        }))
+        .unwrap();
+        // No alg: the first RSA algorithm OIDC_ALGORITHMS lists, and only that one.
+        assert_eq!(algorithm_of(&rsa), Some(Algorithm::RS256));
+        let ps_first = settings(&[("OIDC_ALGORITHMS", "ES256,PS384,RS256")]).unwrap();
+        let store = KeyStore::new(&ps_first.auth).unwrap();
+        assert_eq!(
+            store.usable(&rsa).map(|key| key.algorithm),
+            Some(Algorithm::PS384)
+        );
+        // A named algorithm the settings do not allow leaves the key unused.
+        rsa.common.key_algorithm = Some(KeyAlgorithm::RS512);
+        let rs256_only = settings(&[("OIDC_ALGORITHMS", "RS256")]).unwrap();
+        let store = KeyStore::new(&rs256_only.auth).unwrap();
+        assert!(store.usable(&rsa).is_none());
     }
 
     #[test]

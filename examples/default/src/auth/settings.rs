@@ -63,6 +63,9 @@ pub enum Provider {
 /// The most clock skew `OIDC_LEEWAY` may allow: more would keep expired tokens alive.
 pub const MAX_LEEWAY_SECS: u64 = 300;
 
+/// The longest `OIDC_JWKS_MAX_STALE`: a key retired during an outage is trusted no longer.
+const MAX_STALE: Duration = Duration::from_secs(30 * 86_400);
+
 const ALGORITHMS: &str =
     "a comma-separated list of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA";
 const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
@@ -167,11 +170,12 @@ impl AuthSettings {
             jwks_cooldown,
             jwks_max_stale: values.with(
                 "OIDC_JWKS_MAX_STALE",
-                "a whole number of seconds, at least twice OIDC_JWKS_MAX_AGE and OIDC_JWKS_COOLDOWN",
+                "a whole number of seconds, at least twice OIDC_JWKS_MAX_AGE and OIDC_JWKS_COOLDOWN, and at most 30 days (2592000)",
                 "86400",
                 |value| {
                     let stale = Duration::from_secs(value.parse().ok()?);
-                    (stale >= refresh_interval * 2).then_some(stale)
+                    (stale >= refresh_interval.saturating_mul(2) && stale <= MAX_STALE)
+                        .then_some(stale)
                 },
             )?,
             allow_http,
@@ -199,6 +203,11 @@ impl AuthSettings {
         if self.realm_roles {
             tracing::warn!(
                 "OIDC_REALM_ROLES=true: realm-wide roles and a plain roles claim count as this service's roles"
+            );
+        }
+        if self.audience.is_none() {
+            tracing::warn!(
+                "OIDC_AUDIENCE is unset: tokens issued for any API are accepted (production refuses to start so)"
             );
         }
     }
@@ -477,6 +486,15 @@ mod tests {
             refused(&[("OIDC_JWKS_MAX_STALE", "500")]),
             "OIDC_JWKS_MAX_STALE",
             "less than twice OIDC_JWKS_MAX_AGE (300 s)"
+        );
+        assert_eq!(
+            refused(&[("OIDC_JWKS_MAX_STALE", "99999999999999")]),
+            "OIDC_JWKS_MAX_STALE"
+        );
+        assert_eq!(
+            refused(&[("OIDC_JWKS_MAX_AGE", "18446744073709551615")]),
+            "OIDC_JWKS_MAX_STALE",
+            "twice an enormous refresh interval is still refused, not an overflow"
         );
         let short = load(&[
             ("OIDC_JWKS_MAX_AGE", "1"),

@@ -18,10 +18,12 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::pool::PoolOptions;
 use sqlx::{Pool, SqlSafeStr};
 
+#[cfg(test)]
+pub(crate) use backend::TEST_URL;
 pub use backend::{Db, try_lock_job};
 
 use crate::health::{Cached, CheckResult, HealthCheck, Readiness};
-use crate::settings::{SettingsError, Values};
+use crate::settings::{Environment, SettingsError, Values};
 
 /// A pool of connections to the service's database.
 pub type DbPool = Pool<Db>;
@@ -41,10 +43,15 @@ pub struct DatabaseSettings {
     pub acquire_timeout: Duration,
     /// Apply pending migrations at startup.
     pub migrate: bool,
+    /// `DATABASE_ALLOW_INSECURE`: production may connect without verifying the server.
+    pub allow_insecure: bool,
 }
 
 impl DatabaseSettings {
-    pub(crate) fn from_values(values: &Values<'_>) -> Result<Self, SettingsError> {
+    pub(crate) fn from_values(
+        values: &Values<'_>,
+        environment: Environment,
+    ) -> Result<Self, SettingsError> {
         let url = match (values.get("DATABASE_URL")?, backend::DEFAULT_URL) {
             (Some(url), _) => url,
             (None, Some(default)) => default.to_owned(),
@@ -56,11 +63,22 @@ impl DatabaseSettings {
                 });
             }
         };
-        if backend::connect_options(&url).is_err() {
+        let Ok(options) = backend::connect_options(&url) else {
             return Err(SettingsError::Invalid {
                 variable: "DATABASE_URL",
                 value: redact_password(&url),
                 expected: "a database URL this service can connect to",
+            });
+        };
+        let allow_insecure = values.boolean("DATABASE_ALLOW_INSECURE", "false")?;
+        if environment == Environment::Production
+            && !allow_insecure
+            && !backend::verifies_server(&options)
+        {
+            return Err(SettingsError::Invalid {
+                variable: "DATABASE_URL",
+                value: redact_password(&url),
+                expected: "sslmode=verify-full (or verify-ca) in production, so the connection is encrypted and the server is who it says; DATABASE_ALLOW_INSECURE=true allows others on a network that is otherwise protected",
             });
         }
         Ok(Self {
@@ -73,6 +91,7 @@ impl DatabaseSettings {
             )?,
             acquire_timeout: values.seconds("DATABASE_ACQUIRE_TIMEOUT", "3")?,
             migrate: values.boolean("DATABASE_MIGRATE", "true")?,
+            allow_insecure,
         })
     }
 }
@@ -110,6 +129,11 @@ impl Database {
     /// Creates the pool (without connecting), starts migrating in the background and
     /// registers the `database` readiness check.
     pub fn start(settings: &DatabaseSettings, readiness: &Readiness) -> io::Result<Self> {
+        if settings.allow_insecure {
+            tracing::warn!(
+                "DATABASE_ALLOW_INSECURE=true: the database connection may be unencrypted, or its server unchecked"
+            );
+        }
         let options = backend::connect_options(settings.url.expose_secret())
             .map_err(|e| io::Error::other(format!("DATABASE_URL: {e}")))?;
         let pool = PoolOptions::<Db>::new()

@@ -210,7 +210,6 @@ impl AccessToken {
         self.0.roles.contains(role)
     }
 
-    // ANCHOR: require
     /// `Ok` when the token carries `scope`; otherwise a 403 `insufficient_scope` error.
     pub fn require_scope(&self, scope: &str) -> Result<(), AuthError> {
         if self.has_scope(scope) {
@@ -234,7 +233,6 @@ impl AccessToken {
             })
         }
     }
-    // ANCHOR_END: require
 }
 
 impl Deref for AccessToken {

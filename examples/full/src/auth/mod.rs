@@ -26,6 +26,8 @@ use actix_web::web;
 
 pub use claims::{AccessToken, Claims};
 pub use error::AuthError;
+#[cfg(feature = "openapi")]
+pub use error::{ApiDoc, BearerRefusals, RoleRefusal};
 pub use extract::{OptionalAccessToken, protect, require};
 pub use settings::AuthSettings;
 

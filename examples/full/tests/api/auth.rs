@@ -1,0 +1,1135 @@
+//! Bearer-token authentication, end to end: a test provider serves discovery and keys on
+//! loopback, the service discovers it, and every request goes through the real validation.
+
+use std::time::Duration;
+
+use crate::helpers::issuer::{SigningKey, TestIssuer, dev_issuer_token, now, test_ca_bundle};
+use crate::helpers::{TestApp, probe, spawn_app_with_routes};
+use crate::service::auth::keys;
+
+/// The service with the probe routes under `/api/v1` and `vars`.
+async fn spawn<V: AsRef<str>>(vars: &[(&str, V)]) -> TestApp {
+    spawn_app_with_routes(vars, probe::routes).await
+}
+use jsonwebtoken::Algorithm;
+use serde_json::{Value, json};
+
+/// The service, configured for `issuer`, with its keys loaded.
+async fn app_for(issuer: &TestIssuer, extra: &[(&str, &str)]) -> TestApp {
+    let mut vars: Vec<(&str, String)> = issuer.settings();
+    vars.extend(
+        extra
+            .iter()
+            .map(|(name, value)| (*name, (*value).to_owned())),
+    );
+    let app = spawn(&vars).await;
+    app.wait_until_ready().await;
+    app
+}
+
+/// Status, `WWW-Authenticate` and body of a call to the protected route.
+async fn call(app: &TestApp, token: &str) -> (u16, String, Value) {
+    let response = app.get_with_token("/api/v1/protected", token).await;
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (
+        status,
+        challenge,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// Asserts a 401 `invalid_token` whose description mentions `reason`.
+async fn assert_refused(app: &TestApp, token: &str, reason: &str) {
+    let (status, challenge, body) = call(app, token).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        challenge.starts_with(r#"Bearer error="invalid_token""#),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(reason),
+        "{challenge:?} should mention {reason:?}"
+    );
+    assert_eq!(body["status"], 401);
+    assert!(body["detail"].as_str().unwrap().contains(reason), "{body}");
+}
+
+#[tokio::test]
+async fn a_valid_token_reaches_the_protected_route() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    let (status, _, body) = call(&app, &issuer.token().sign()).await;
+
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({ "message": "Authorized access", "sub": "alice" })
+    );
+}
+
+#[tokio::test]
+async fn me_returns_the_callers_identity() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let token = issuer
+        .token()
+        .claim(
+            "resource_access",
+            json!({ "test-api": { "roles": ["clerk", "user"] }, "other": { "roles": ["x"] } }),
+        )
+        .claim("realm_access", json!({ "roles": ["realm-admin"] }))
+        .sign();
+
+    let response = app.get_with_token("/api/v1/me", &token).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({
+            "sub": "alice",
+            "username": "alice",
+            "email": "alice@example.test",
+            "roles": ["clerk", "user"],
+            "scopes": ["read", "write"]
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_request_without_credentials_gets_a_bare_bearer_challenge() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    let response = app.get("/api/v1/protected").await;
+
+    assert_eq!(response.status(), 401);
+    // RFC 6750 §3.1: no error code when the request carried no credentials.
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}
+
+#[tokio::test]
+async fn another_scheme_than_bearer_is_treated_as_no_credentials() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    let response = app
+        .client
+        .get(format!("{}/api/v1/protected", app.address))
+        .basic_auth("alice", Some("secret"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+}
+
+#[tokio::test]
+async fn malformed_tokens_are_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let good = issuer.token().sign();
+    let truncated = &good[..good.len() - 10];
+    let header_only = good.split('.').next().unwrap();
+
+    for garbage in ["garbage", "a.b.c", header_only, truncated] {
+        let (status, challenge, _) = call(&app, garbage).await;
+        assert_eq!(status, 401, "{garbage}");
+        assert!(
+            challenge.contains("invalid_token"),
+            "{garbage}: {challenge}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_tampered_token_fails_its_signature() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let token = issuer.token().sign();
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let forged = issuer.token().claim("sub", json!("mallory")).sign();
+    parts[1] = forged.split('.').nth(1).unwrap().to_owned();
+
+    assert_refused(&app, &parts.join("."), "signature").await;
+}
+
+#[tokio::test]
+async fn alg_none_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    assert_refused(&app, &issuer.token().unsigned(), "not a well-formed JWT").await;
+}
+
+#[tokio::test]
+async fn hs256_signed_with_the_public_key_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    assert_refused(&app, &issuer.token().hmac_with_public_key(), "algorithm").await;
+}
+
+#[tokio::test]
+async fn a_header_algorithm_the_key_does_not_allow_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    // Signed by the EC key while claiming the RSA key's kid.
+    let token = issuer
+        .token()
+        .signed_by(&issuer.key("ec-1"))
+        .kid("rsa-1")
+        .sign();
+
+    assert_refused(&app, &token, "algorithm").await;
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    // Past the 5 s leeway.
+    let token = issuer.token().claim("exp", json!(now() - 30)).sign();
+
+    assert_refused(&app, &token, "expired").await;
+}
+
+#[tokio::test]
+async fn a_token_that_is_not_valid_yet_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let token = issuer.token().claim("nbf", json!(now() + 600)).sign();
+
+    assert_refused(&app, &token, "not valid yet").await;
+}
+
+#[tokio::test]
+async fn a_token_from_another_issuer_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let token = issuer
+        .token()
+        .claim("iss", json!("https://evil.example"))
+        .sign();
+
+    assert_refused(&app, &token, "issuer").await;
+}
+
+#[tokio::test]
+async fn a_token_for_another_audience_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let token = issuer
+        .token()
+        .claim("aud", json!(["other-api", "account"]))
+        .sign();
+
+    assert_refused(&app, &token, "audience").await;
+}
+
+#[tokio::test]
+async fn a_token_without_exp_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    assert_refused(
+        &app,
+        &issuer.token().without("exp").sign(),
+        "required claim",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_oversize_token_is_refused_before_parsing() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let token = issuer
+        .token()
+        .claim("padding", json!("x".repeat(9000)))
+        .sign();
+
+    assert_refused(&app, &token, "larger than the accepted size").await;
+}
+
+#[tokio::test]
+async fn the_at_jwt_type_is_required_when_configured() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[("OIDC_REQUIRE_AT_JWT", "true")]).await;
+
+    assert_eq!(call(&app, &issuer.token().sign()).await.0, 200);
+    assert_refused(&app, &issuer.token().typ("JWT").sign(), "at+jwt").await;
+}
+
+#[tokio::test]
+async fn a_missing_role_is_a_403_insufficient_scope() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    let user = app
+        .get_with_token("/api/v1/admin", &issuer.token().sign())
+        .await;
+    assert_eq!(user.status(), 403);
+    assert_eq!(
+        user.headers()["www-authenticate"],
+        r#"Bearer error="insufficient_scope""#
+    );
+    assert_eq!(user.headers()["content-type"], "application/problem+json");
+
+    let admin_token = issuer.token().roles(&["user", "admin"]).sign();
+    let admin = app.get_with_token("/api/v1/admin", &admin_token).await;
+    assert_eq!(admin.status(), 200);
+}
+
+#[tokio::test]
+async fn a_realm_administrator_is_not_an_administrator_of_this_api() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    // Admin of the realm (or of another application), and in a plain roles claim.
+    let realm_admin = issuer
+        .token()
+        .claim("realm_access", json!({ "roles": ["admin"] }))
+        .claim("roles", json!(["admin"]))
+        .claim(
+            "resource_access",
+            json!({ "billing": { "roles": ["admin"] } }),
+        )
+        .sign();
+
+    let refused = app.get_with_token("/api/v1/admin", &realm_admin).await;
+    assert_eq!(refused.status(), 403);
+
+    // Realm-wide roles count only when the setting says so.
+    let loose = app_for(&issuer, &[("OIDC_REALM_ROLES", "true")]).await;
+    let allowed = loose.get_with_token("/api/v1/admin", &realm_admin).await;
+    assert_eq!(allowed.status(), 200);
+}
+
+#[tokio::test]
+async fn an_id_token_is_never_accepted_as_an_access_token() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    // What Keycloak issues to a client whose id is the API's audience: same issuer, key
+    // and audience as an access token.
+    let keycloak_id_token = issuer
+        .token()
+        .claim("typ", json!("ID"))
+        .claim("at_hash", json!("wfgvmE9VxjAudsl9lc6TqA"))
+        .claim("nonce", json!("n-0S6_WzA2Mj"))
+        .sign();
+    let with_at_hash = issuer
+        .token()
+        .without("typ")
+        .claim("at_hash", json!("wfgvmE9VxjAudsl9lc6TqA"))
+        .sign();
+    let with_c_hash = issuer
+        .token()
+        .without("typ")
+        .claim("c_hash", json!("LDktKdoQak3Pk0cnXxCltA"))
+        .sign();
+    let refresh_token = issuer.token().claim("typ", json!("Refresh")).sign();
+
+    for token in [keycloak_id_token, with_at_hash, with_c_hash, refresh_token] {
+        assert_refused(&app, &token, "not an access token").await;
+    }
+}
+
+#[tokio::test]
+async fn access_tokens_with_a_nonce_from_older_keycloak_releases_still_work() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    // keycloak/keycloak#26893: the login's nonce was copied into access tokens.
+    let token = issuer.token().claim("nonce", json!("n-0S6_WzA2Mj")).sign();
+    let untyped = issuer.token().without("typ").sign();
+
+    assert_eq!(call(&app, &token).await.0, 200);
+    assert_eq!(call(&app, &untyped).await.0, 200);
+}
+
+#[tokio::test]
+async fn other_kinds_of_jwt_are_refused_by_their_explicit_type() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    for typ in [
+        "id+jwt",
+        "logout+jwt",
+        "application/secevent+jwt",
+        "dpop+jwt",
+    ] {
+        let token = issuer.token().typ(typ).sign();
+        assert_refused(&app, &token, "not an access token").await;
+    }
+    assert_eq!(call(&app, &issuer.token().typ("JWT").sign()).await.0, 200);
+}
+
+#[tokio::test]
+async fn an_at_jwt_header_proves_the_type_when_it_is_required() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[("OIDC_REQUIRE_AT_JWT", "true")]).await;
+    // Some providers put at_hash in access tokens too; at+jwt already says what it is.
+    let token = issuer
+        .token()
+        .claim("at_hash", json!("wfgvmE9VxjAudsl9lc6TqA"))
+        .sign();
+
+    assert_eq!(call(&app, &token).await.0, 200);
+    // A Keycloak ID token is still refused by its payload type.
+    let id_token = issuer.token().claim("typ", json!("ID")).sign();
+    assert_refused(&app, &id_token, "not an access token").await;
+}
+
+#[tokio::test]
+async fn a_critical_header_parameter_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    // RFC 7515 §4.1.11: the verifier understands no extension, so any `crit` is fatal.
+    let token = issuer.token().crit(&["exp"]).sign();
+    assert_refused(&app, &token, "critical header parameter").await;
+    let b64 = issuer.token().crit(&["b64"]);
+    let header = b64.header_json().replacen('{', r#"{"b64":false,"#, 1);
+    let payload = b64.claims_json();
+    assert_refused(
+        &app,
+        &b64.sign_raw(&header, &payload),
+        "critical header parameter",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn duplicate_members_in_the_header_or_the_claims_are_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let builder = || issuer.token();
+
+    // RFC 7515 §5.2, RFC 7519 §4: a duplicate name is refused, never resolved either way.
+    let good = builder();
+    let (header, claims) = (good.header_json(), good.claims_json());
+    assert_eq!(call(&app, &good.sign_raw(&header, &claims)).await.0, 200);
+    let duplicate_alg = header.replacen('{', r#"{"alg":"none","#, 1);
+    let duplicate_sub = claims.replacen('{', r#"{"sub":"mallory","#, 1);
+    let duplicate_exp = claims.replacen('{', &format!(r#"{{"exp":{},"#, now() + 86_400 * 365), 1);
+
+    let (status, _, _) = call(&app, &builder().sign_raw(&duplicate_alg, &claims)).await;
+    assert_eq!(status, 401, "duplicate alg");
+    for payload in [duplicate_sub, duplicate_exp] {
+        let (status, _, body) = call(&app, &builder().sign_raw(&header, &payload)).await;
+        assert_eq!(status, 401, "{payload}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_issued_in_the_future_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    let future = issuer.token().claim("iat", json!(now() + 600)).sign();
+    assert_refused(&app, &future, "issued in the future").await;
+    // Within the 5 s leeway: a provider whose clock runs a little ahead.
+    let skewed = issuer.token().claim("iat", json!(now() + 2)).sign();
+    assert_eq!(call(&app, &skewed).await.0, 200);
+}
+
+#[tokio::test]
+async fn only_allowed_clients_may_call_when_they_are_listed() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[("OIDC_ALLOWED_CLIENTS", "test-app, cli")]).await;
+
+    assert_eq!(call(&app, &issuer.token().sign()).await.0, 200);
+    let cli = issuer.token().claim("azp", json!("cli")).sign();
+    assert_eq!(call(&app, &cli).await.0, 200);
+    let stranger = issuer.token().claim("azp", json!("other-app")).sign();
+    assert_refused(&app, &stranger, "client that may not call").await;
+    // RFC 9068's client_id claim is held to the same list.
+    let rfc9068 = issuer
+        .token()
+        .without("azp")
+        .claim("client_id", json!("other-app"))
+        .sign();
+    assert_refused(&app, &rfc9068, "client that may not call").await;
+    // With a list, a token must name its client.
+    let anonymous = issuer.token().without("azp").sign();
+    assert_refused(&app, &anonymous, "client that may not call").await;
+}
+
+#[tokio::test]
+async fn keys_published_for_encryption_never_verify_a_token() {
+    let issuer = TestIssuer::start().await;
+    // The attacker's scenario: a token signed with the private half of a key the provider
+    // publishes for encrypting to it.
+    let cases = [
+        ("enc-use", json!({ "use": "enc" })),
+        ("enc-ops", json!({ "key_ops": ["encrypt", "wrapKey"] })),
+        ("enc-alg", json!({ "alg": "ECDH-ES" })),
+        ("enc-alg-kw", json!({ "alg": "ECDH-ES+A128KW" })),
+    ];
+    let signing = SigningKey::generate("sig", Algorithm::ES256);
+    issuer.add_key(signing.clone());
+    let mut keys = Vec::new();
+    for (kid, members) in &cases {
+        let key = SigningKey::generate(kid, Algorithm::ES256);
+        let mut jwk = key.jwk().clone();
+        jwk.as_object_mut().unwrap().remove("use");
+        jwk.as_object_mut().unwrap().remove("alg");
+        jwk.as_object_mut()
+            .unwrap()
+            .extend(members.as_object().unwrap().clone());
+        issuer.publish_jwk(key.clone(), jwk);
+        keys.push(key);
+    }
+    let app = app_for(&issuer, &[]).await;
+
+    for key in &keys {
+        let token = issuer.token().signed_by(key).sign();
+        assert_refused(&app, &token, "signing key is unknown").await;
+    }
+    // A key published for signatures works.
+    let token = issuer.token().signed_by(&signing).sign();
+    assert_eq!(call(&app, &token).await.0, 200);
+}
+
+#[tokio::test]
+async fn every_asymmetric_algorithm_works_when_the_key_says_so() {
+    let issuer = TestIssuer::start().await;
+    let algorithms = [
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ];
+    let keys: Vec<SigningKey> = algorithms
+        .iter()
+        .map(|algorithm| SigningKey::generate(&format!("{algorithm:?}-key"), *algorithm))
+        .collect();
+    for key in &keys {
+        issuer.add_key(key.clone());
+    }
+    let app = app_for(&issuer, &[]).await;
+
+    for key in &keys {
+        let (status, _, body) = call(&app, &issuer.token().signed_by(key).sign()).await;
+        assert_eq!(status, 200, "{:?}: {body}", key.algorithm);
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_accepted_on_first_use_and_a_retired_one_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let old = issuer.token().sign();
+    assert_eq!(call(&app, &old).await.0, 200);
+
+    let rotated = SigningKey::generate("rsa-2", Algorithm::RS256);
+    issuer.add_key(rotated.clone());
+    issuer.retire_key("rsa-1");
+
+    // The unknown kid makes the service fetch the keys again, once.
+    let fetches = issuer.jwks_fetches();
+    assert_eq!(
+        call(&app, &issuer.token().signed_by(&rotated).sign())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(issuer.jwks_fetches(), fetches + 1);
+    // The retired key left the set, so even a token it signed before (and the cache
+    // remembered) is refused now.
+    assert_refused(&app, &old, "signing key is unknown").await;
+}
+
+#[tokio::test]
+async fn a_key_replaced_under_the_same_kid_is_found_on_first_use() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let old_key = issuer.key("ec-1");
+    let old = issuer.token().signed_by(&old_key).sign();
+    assert_eq!(call(&app, &old).await.0, 200, "verified, and cached");
+
+    // The provider restarts with a fresh key under the same kid.
+    let new_key = SigningKey::generate("ec-1", Algorithm::ES256);
+    issuer.replace_key(new_key.clone());
+    let fetches = issuer.jwks_fetches();
+
+    // The first token of the new key fails under the old one, which makes the service look
+    // again, once; the next scheduled refresh is minutes away.
+    assert_eq!(
+        call(&app, &issuer.token().signed_by(&new_key).sign())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(issuer.jwks_fetches(), fetches + 1);
+    // The cached verdict of the old key does not outlive it.
+    assert_refused(&app, &old, "signature").await;
+}
+
+#[tokio::test]
+async fn a_key_replaced_during_load_leaves_no_stale_verdict_behind() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let old_key = issuer.key("ec-1");
+    let old_tokens: Vec<String> = (0..8)
+        .map(|i| {
+            let sub = json!(format!("old-{i}"));
+            issuer.token().claim("sub", sub).signed_by(&old_key).sign()
+        })
+        .collect();
+    let new_key = SigningKey::generate("ec-1", Algorithm::ES256);
+    let new_token = issuer.token().signed_by(&new_key).sign();
+    let start = std::time::Instant::now();
+
+    // Old tokens (cached, or being verified) keep arriving while the key is replaced under
+    // them and a token of the new key makes the service fetch the keys again.
+    let load = async {
+        let mut calls = Vec::new();
+        while start.elapsed() < Duration::from_millis(1500) {
+            let began = start.elapsed();
+            let answers =
+                futures_util::future::join_all(old_tokens.iter().map(|t| call(&app, t))).await;
+            calls.extend(answers.into_iter().map(|(status, _, _)| (began, status)));
+        }
+        calls
+    };
+    let rotation = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        issuer.replace_key(new_key.clone());
+        let (status, _, _) = call(&app, &new_token).await;
+        (start.elapsed(), status)
+    };
+    let (calls, (refreshed_at, new_status)) = tokio::join!(load, rotation);
+
+    assert_eq!(new_status, 200, "the new key is found on first use");
+    let before: Vec<u16> = calls
+        .iter()
+        .filter(|(at, _)| *at < Duration::from_millis(300))
+        .map(|(_, s)| *s)
+        .collect();
+    let after: Vec<u16> = calls
+        .iter()
+        .filter(|(at, _)| *at > refreshed_at)
+        .map(|(_, s)| *s)
+        .collect();
+    assert!(
+        !before.is_empty() && before.iter().all(|status| *status == 200),
+        "{before:?}"
+    );
+    // Every old token sent once the service has the new key is refused, cached or not.
+    assert!(
+        !after.is_empty() && after.iter().all(|status| *status == 401),
+        "{after:?}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_kids_cause_at_most_one_fetch_per_cooldown() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let stranger = SigningKey::generate("stranger", Algorithm::ES256);
+    let before = issuer.jwks_fetches();
+
+    let attempts = (0..40).map(|i| {
+        let token = issuer
+            .token()
+            .signed_by(&stranger)
+            .kid(&format!("unknown-{i}"))
+            .sign();
+        let app = &app;
+        async move { call(app, &token).await.0 }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+
+    assert!(statuses.iter().all(|status| *status == 401), "{statuses:?}");
+    assert_eq!(
+        issuer.jwks_fetches(),
+        before + 1,
+        "one fetch for 40 unknown kids"
+    );
+}
+
+#[tokio::test]
+async fn valid_tokens_keep_working_while_the_provider_is_down() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    issuer.stop().await;
+
+    // A token the service has never seen: verified with the cached keys.
+    assert_eq!(call(&app, &issuer.token().sign()).await.0, 200);
+    let stranger = SigningKey::generate("stranger", Algorithm::ES256);
+    let unknown = issuer.token().signed_by(&stranger).sign();
+    assert_refused(&app, &unknown, "signing key is unknown").await;
+    // The failed refresh kept the keys.
+    assert_eq!(call(&app, &issuer.token().sign()).await.0, 200);
+    assert_eq!(app.get("/health/readiness").await.status(), 200);
+}
+
+#[tokio::test]
+async fn keys_are_trusted_for_a_bounded_time_after_the_provider_goes_away() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(
+        &issuer,
+        &[
+            ("OIDC_JWKS_MAX_AGE", "1"),
+            ("OIDC_JWKS_COOLDOWN", "1"),
+            ("OIDC_JWKS_MAX_STALE", "2"),
+        ],
+    )
+    .await;
+    let seen = issuer.token().sign();
+    assert_eq!(call(&app, &seen).await.0, 200, "verified, and cached");
+
+    issuer.stop().await;
+    // Still trusted right after the outage begins.
+    assert_eq!(call(&app, &issuer.token().sign()).await.0, 200);
+    // Past OIDC_JWKS_MAX_STALE since the last successful fetch the keys are dropped.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+
+    for token in [seen, issuer.token().sign()] {
+        let response = app.get_with_token("/api/v1/protected", &token).await;
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "5");
+    }
+    let readiness = app.get("/health/readiness").await;
+    assert_eq!(readiness.status(), 503);
+    let body: Value = readiness.json().await.unwrap();
+    assert_eq!(body["checks"]["oidc"], json!({ "status": "down" }));
+}
+
+#[tokio::test]
+async fn an_oversize_key_set_is_refused_whether_announced_or_streamed() {
+    for streamed in [false, true] {
+        oversize_key_set_is_refused(streamed).await;
+    }
+}
+
+async fn oversize_key_set_is_refused(streamed: bool) {
+    let issuer = TestIssuer::start().await;
+    issuer.pad_jwks(keys::MAX_DOCUMENT_BYTES, streamed);
+    let app = spawn(&issuer.settings()).await;
+
+    // The service fetched the key set (and tries again), but never installs it.
+    for _ in 0..50 {
+        if issuer.jwks_fetches() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(issuer.jwks_fetches() > 0);
+    assert_eq!(app.get("/health/readiness").await.status(), 503);
+    let response = app
+        .get_with_token("/api/v1/protected", &issuer.token().sign())
+        .await;
+    assert_eq!(response.status(), 503);
+
+    issuer.pad_jwks(0, false);
+    app.wait_until_ready().await;
+    assert_eq!(call(&app, &issuer.token().sign()).await.0, 200);
+}
+
+/// Production settings for the test issuer behind TLS.
+fn production(issuer_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("APP_ENVIRONMENT", "production".to_owned()),
+        ("OIDC_ISSUER_URL", issuer_url.to_owned()),
+        ("OIDC_AUDIENCE", crate::helpers::issuer::AUDIENCE.to_owned()),
+        ("OIDC_CA_BUNDLE", test_ca_bundle()),
+        // The test database has no TLS; ignored without a database.
+        ("DATABASE_ALLOW_INSECURE", "true".to_owned()),
+    ]
+}
+
+#[tokio::test]
+async fn production_fetches_keys_over_https() {
+    let issuer = TestIssuer::start().await;
+    let https_issuer = issuer.serve_tls(None).await;
+    let app = spawn(&production(&https_issuer)).await;
+    app.wait_until_ready().await;
+
+    let token = issuer.token().claim("iss", json!(https_issuer)).sign();
+    assert_eq!(call(&app, &token).await.0, 200);
+}
+
+#[tokio::test]
+async fn production_refuses_keys_served_over_plain_http() {
+    let issuer = TestIssuer::start().await;
+    // Discovery over TLS names a key set on plain http.
+    let plain_jwks = format!("{}/jwks", issuer.issuer);
+    let https_issuer = issuer.serve_tls(Some(plain_jwks)).await;
+    let token = issuer.token().claim("iss", json!(https_issuer)).sign();
+
+    let app = spawn(&production(&https_issuer)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.get("/health/readiness").await.status(), 503);
+    assert_eq!(
+        app.get_with_token("/api/v1/protected", &token)
+            .await
+            .status(),
+        503
+    );
+    assert_eq!(issuer.jwks_fetches(), 0, "the key set was never fetched");
+
+    // The one explicit loosening, for a network that encrypts below the service.
+    let mut vars = production(&https_issuer);
+    vars.push(("OIDC_ALLOW_HTTP", "true".to_owned()));
+    let allowed = spawn(&vars).await;
+    allowed.wait_until_ready().await;
+    assert_eq!(call(&allowed, &token).await.0, 200);
+}
+
+#[tokio::test]
+async fn discovery_may_be_reached_by_another_name_than_the_issuer() {
+    let issuer = TestIssuer::start().await;
+    // The same provider, reached as `localhost` while its tokens name 127.0.0.1.
+    let internal = issuer.configuration_url().replace("127.0.0.1", "localhost");
+    let app = spawn(&[
+        ("OIDC_CONFIGURATION_URL", internal.as_str()),
+        ("OIDC_ISSUER_URL", issuer.issuer.as_str()),
+        ("OIDC_AUDIENCE", crate::helpers::issuer::AUDIENCE),
+    ])
+    .await;
+    app.wait_until_ready().await;
+
+    let (status, _, _) = call(&app, &issuer.token().sign()).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn startup_does_not_wait_for_the_provider_and_readiness_reports_it() {
+    // A provider that mints one token, then goes away before the service starts.
+    let first = TestIssuer::start().await;
+    let port = first.port();
+    let issuer_url = first.issuer.clone();
+    let early_token = first.token().sign();
+    first.stop().await;
+    drop(first);
+
+    let app = spawn(&[
+        ("OIDC_ISSUER_URL", issuer_url.as_str()),
+        ("OIDC_AUDIENCE", crate::helpers::issuer::AUDIENCE),
+    ])
+    .await;
+
+    let readiness = app.get("/health/readiness").await;
+    assert_eq!(readiness.status(), 503);
+    let body: Value = readiness.json().await.unwrap();
+    // Down, and nothing more: the provider's address is for the log, not for callers.
+    assert_eq!(
+        body["checks"]["oidc"],
+        json!({ "status": "down" }),
+        "{body}"
+    );
+    // Without keys no token can be checked: 503, not a 401 blaming the client.
+    let early = app.get_with_token("/api/v1/protected", &early_token).await;
+    assert_eq!(early.status(), 503);
+
+    // The provider comes up; the background task finds it on its next attempt.
+    let issuer = TestIssuer::start_on(port).await;
+    for _ in 0..100 {
+        if app.get("/health/readiness").await.status() == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(call(&app, &issuer.token().sign()).await.0, 200);
+}
+
+#[tokio::test]
+async fn an_optional_token_route_greets_anonymous_callers_but_refuses_bad_tokens() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    let anonymous = app.get("/api/v1/hello").await;
+    assert_eq!(anonymous.status(), 200);
+    assert_eq!(
+        anonymous.json::<Value>().await.unwrap()["message"],
+        "Hello, anonymous"
+    );
+
+    let named = app
+        .get_with_token("/api/v1/hello", &issuer.token().sign())
+        .await;
+    assert_eq!(
+        named.json::<Value>().await.unwrap()["message"],
+        "Hello, alice"
+    );
+
+    let refused = app.get_with_token("/api/v1/hello", "not-a-token").await;
+    assert_eq!(
+        refused.status(),
+        401,
+        "a bad token is not treated as anonymous"
+    );
+}
+
+#[tokio::test]
+async fn the_development_issuer_mints_tokens_the_service_accepts() {
+    // Locally, with no provider configured, the service is its own issuer.
+    let app = spawn::<&str>(&[]).await;
+    app.wait_until_ready().await;
+
+    let request = json!({ "sub": "dev-alice", "roles": ["admin"], "scope": "read" });
+    let token = &dev_issuer_token(&app.client, &app.address, request).await;
+
+    let me: Value = app
+        .get_with_token("/api/v1/me", token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["sub"], "dev-alice");
+    assert_eq!(me["roles"], json!(["admin"]));
+    assert_eq!(me["scopes"], json!(["read"]));
+    assert_eq!(
+        app.get_with_token("/api/v1/admin", token).await.status(),
+        200
+    );
+    let discovery: Value = app
+        .get("/dev-issuer/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], format!("{}/dev-issuer", app.address));
+}
+
+#[tokio::test]
+async fn the_development_issuer_refuses_requests_it_cannot_honour() {
+    let app = spawn::<&str>(&[]).await;
+
+    let too_long = app
+        .client
+        .post(format!("{}/dev-issuer/token", app.address))
+        .json(&json!({ "sub": "x", "expires_in": 999_999 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_long.status(), 422);
+    let unknown_field = app
+        .client
+        .post(format!("{}/dev-issuer/token", app.address))
+        .json(&json!({ "subject": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_field.status(), 422);
+}
+
+#[tokio::test]
+async fn with_a_real_provider_configured_there_is_no_development_issuer() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+
+    let response = app
+        .client
+        .post(format!("{}/dev-issuer/token", app.address))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 404);
+}
+
+#[cfg(unix)]
+#[test]
+fn production_refuses_to_start_the_development_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let (status, stdout, stderr) = crate::helpers::run_to_exit(
+        dir.path(),
+        &[
+            ("APP_ENVIRONMENT", "production"),
+            ("OIDC_DEV_ISSUER", "true"),
+            ("OIDC_AUDIENCE", "api"),
+        ],
+    );
+
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.starts_with("error: invalid setting OIDC_DEV_ISSUER=\"true\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("signs any token"), "{stderr}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_refused_token_is_logged_with_reason_kid_and_issuer_but_never_the_token() {
+    let mut service = crate::helpers::Service::start(&[("LOG_JSON_OUTPUT", "true")]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (token, status) = runtime.block_on(async {
+        let client = crate::helpers::http_client();
+        let token = dev_issuer_token(&client, &service.address, json!({ "sub": "alice" })).await;
+        // Same header and claims, another signature.
+        let (signed, _) = token.rsplit_once('.').unwrap();
+        let forged = format!("{signed}.{}", "A".repeat(86));
+        let response = client
+            .get(format!("{}/dev-issuer/userinfo", service.address))
+            .bearer_auth(&forged)
+            .send()
+            .await
+            .unwrap();
+        (token, response.status())
+    });
+    assert_eq!(status, 401);
+
+    let line = service
+        .wait_for_line(|line| line.contains("bearer token rejected"))
+        .expect("the refusal is logged");
+    let record: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(record["reason"], "signature");
+    assert!(
+        record["kid"].as_str().unwrap().starts_with("dev-"),
+        "{line}"
+    );
+    assert!(
+        record["iss"].as_str().unwrap().ends_with("/dev-issuer"),
+        "{line}"
+    );
+    let (_, lines) = service.terminate();
+    let (_, signature) = token.rsplit_once('.').unwrap();
+    let (_, payload) = token.split_once('.').unwrap();
+    for line in &lines {
+        assert!(
+            !line.contains(signature) && !line.contains(payload),
+            "a token leaked: {line}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn the_development_issuer_never_listens_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // On by default locally: the address is refused, and the message says why.
+    let (status, stdout, stderr) = crate::helpers::run_to_exit(dir.path(), &[("HOST", "0.0.0.0")]);
+    assert_eq!(status.code(), Some(1), "{stdout}");
+    assert_eq!(stdout, "");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: invalid setting HOST=\"0.0.0.0\" with OIDC_DEV_ISSUER"),
+        "{stderr}"
+    );
+
+    // Asked for explicitly: the request is refused.
+    let (status, _, stderr) = crate::helpers::run_to_exit(
+        dir.path(),
+        &[("HOST", "0.0.0.0"), ("OIDC_DEV_ISSUER", "true")],
+    );
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.starts_with("error: invalid setting OIDC_DEV_ISSUER=\"true\" with HOST=\"0.0.0.0\""),
+        "{stderr}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn why_the_provider_is_unreachable_is_logged_not_shown() {
+    // Nothing listens on this port: discovery fails.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/realms/hidden",
+        closed.local_addr().unwrap().port()
+    );
+    drop(closed);
+    let mut service = crate::helpers::Service::start(&[
+        ("LOG_JSON_OUTPUT", "true"),
+        ("OIDC_ISSUER_URL", &url),
+        ("OIDC_AUDIENCE", "api"),
+    ]);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let body: Value = runtime.block_on(async {
+        crate::helpers::http_client()
+            .get(format!("{}/health/readiness", service.address))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(body["status"], "down");
+    assert_eq!(body["checks"]["oidc"], json!({ "status": "down" }));
+    assert!(!body.to_string().contains("hidden"), "{body}");
+    let line = service
+        .wait_for_line(|line| line.contains("readiness check down"))
+        .expect("the reason is logged");
+    let record: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(record["check"], "oidc");
+    assert!(
+        record["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach the provider"),
+        "{line}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_flood_of_refused_tokens_is_logged_sampled_and_counted_exactly() {
+    let mut service = crate::helpers::Service::start(&[("LOG_JSON_OUTPUT", "true")]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let send = |count: usize| {
+        runtime.block_on(async {
+            let client = crate::helpers::http_client();
+            let calls = (0..count).map(|i| {
+                client
+                    .get(format!("{}/dev-issuer/userinfo", service.address))
+                    .bearer_auth(format!("not.a.token{i}"))
+                    .send()
+            });
+            for response in futures_util::future::join_all(calls).await {
+                assert_eq!(response.unwrap().status(), 401);
+            }
+        });
+    };
+    send(500);
+    // A second later the next refusal is logged, carrying the count of those left out.
+    std::thread::sleep(Duration::from_millis(2100));
+    send(1);
+    service.wait_for_line(|line| {
+        line.contains("\"suppressed\"") && !line.contains("\"suppressed\":0")
+    });
+    let (_, lines) = service.terminate();
+
+    let refusals: Vec<Value> = lines
+        .iter()
+        .filter(|line| line.contains("bearer token rejected"))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(
+        refusals.len() <= 3 * 20,
+        "{} lines for 501 refusals",
+        refusals.len()
+    );
+    let left_out: u64 = refusals
+        .iter()
+        .map(|record| record["suppressed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        refusals.len() as u64 + left_out,
+        501,
+        "every refusal is accounted for"
+    );
+}

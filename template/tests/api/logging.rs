@@ -1,0 +1,147 @@
+//! Runs the real binary and reads what it prints.
+#![cfg(unix)]
+
+use crate::helpers::{Service, field};
+use serde_json::Value;
+
+const JSON: [(&str, &str); 1] = [("LOG_JSON_OUTPUT", "true")];
+
+#[test]
+fn json_lines_are_bunyan_records_that_carry_the_request_id() {
+    let mut service = Service::start(&JSON);
+
+    service.get("/health/liveness", &[("x-request-id", "trace-me-1")]);
+    let line = service
+        .wait_for_line(|line| line.contains("trace-me-1") && line.contains("END"))
+        .expect("the request is logged");
+
+    let record: Value = serde_json::from_str(&line).expect("one JSON object per line");
+    assert_eq!(record["v"], 0);
+    assert_eq!(record["name"], env!("CARGO_PKG_NAME"));
+    assert_eq!(record["level"], 30);
+    assert_eq!(record["request_id"], "trace-me-1");
+    assert_eq!(record["http.method"], "GET");
+    assert_eq!(record["http.route"], "/health/liveness");
+    assert_eq!(record["http.status_code"], 200);
+    for key in ["time", "hostname", "pid", "msg", "elapsed_milliseconds"] {
+        assert!(record.get(key).is_some(), "{key} missing from {line}");
+    }
+}
+
+#[test]
+fn actix_server_records_go_through_the_same_formatter() {
+    let (_, lines) = Service::start(&JSON).terminate();
+
+    let workers = lines
+        .iter()
+        .find(|line| line.contains("workers"))
+        .expect("actix-server announces its workers");
+    let record: Value = serde_json::from_str(workers).expect("a JSON line, not plain text");
+    assert_eq!(record["target"], "actix_server::builder");
+    assert!(lines.iter().all(|line| line.starts_with('{')), "{lines:#?}");
+}
+
+#[test]
+fn credentials_never_reach_the_logs_even_at_trace_level() {
+    let mut service = Service::start(&[("LOG_JSON_OUTPUT", "true"), ("LOG_LEVEL", "trace")]);
+
+    service.get(
+        "/health/liveness?access_token=query-secret-0451",
+        &[
+            ("authorization", "Bearer header-secret-0451"),
+            ("x-request-id", "creds"),
+        ],
+    );
+    service.wait_for_line(|line| line.contains("creds") && line.contains("END"));
+    let (_, lines) = service.terminate();
+
+    assert!(lines.len() > 5, "trace logging is on: {lines:#?}");
+    for line in &lines {
+        assert!(
+            !line.contains("secret-0451"),
+            "a credential was logged: {line}"
+        );
+    }
+}
+
+#[test]
+fn human_readable_lines_carry_the_request_id_too() {
+    let mut service = Service::start(&[("LOG_JSON_OUTPUT", "false")]);
+
+    service.get("/health/liveness", &[("x-request-id", "plain-id-7")]);
+    let line = service
+        .wait_for_line(|line| line.contains("plain-id-7"))
+        .expect("the request is logged");
+
+    assert!(!line.starts_with('{'), "{line}");
+    assert_eq!(field(&line, "request_id"), "plain-id-7");
+    assert!(
+        !line.contains('\u{1b}'),
+        "no colour codes when stdout is not a terminal"
+    );
+}
+
+#[test]
+fn a_user_agent_cannot_forge_fields_in_human_readable_lines() {
+    let mut service = Service::start(&[("LOG_JSON_OUTPUT", "false")]);
+
+    let forged = r#"curl/8" request_id=forged http.status_code=200 x="#;
+    service.get(
+        "/health/liveness",
+        &[("x-request-id", "ua-probe"), ("user-agent", forged)],
+    );
+    let line = service
+        .wait_for_line(|line| line.contains("ua-probe"))
+        .expect("the request is logged");
+
+    // Quoted and escaped: the forged pairs stay inside the user agent's value.
+    assert!(
+        line.contains(r#"http.user_agent="curl/8\" request_id=forged http.status_code=200 x=""#),
+        "{line}"
+    );
+    assert!(line.contains(" request_id=ua-probe"), "{line}");
+}
+
+#[test]
+fn the_client_address_is_the_peer_unless_a_trusted_proxy_forwards_it() {
+    let forwarded = [
+        ("x-forwarded-for", "203.0.113.9"),
+        ("x-request-id", "xff-1"),
+    ];
+
+    let mut direct = Service::start(&JSON);
+    direct.get("/health/liveness", &forwarded);
+    let line = direct
+        .wait_for_line(|line| line.contains("xff-1") && line.contains("END"))
+        .expect("the request is logged");
+    // Anyone can send the header: without TRUSTED_PROXIES it is ignored.
+    assert_eq!(field(&line, "http.client_ip"), "127.0.0.1");
+
+    let mut proxied = Service::start(&[
+        ("LOG_JSON_OUTPUT", "true"),
+        ("TRUSTED_PROXIES", "127.0.0.0/8"),
+    ]);
+    proxied.get("/health/liveness", &forwarded);
+    let line = proxied
+        .wait_for_line(|line| line.contains("xff-1") && line.contains("END"))
+        .expect("the request is logged");
+    assert_eq!(field(&line, "http.client_ip"), "203.0.113.9");
+}
+
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let (status, lines) = Service::start(&JSON).terminate();
+
+    assert!(status.success(), "{status:?}");
+    let messages: Vec<String> = lines.iter().map(|line| field(line, "msg")).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("shutdown signal received")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages.iter().any(|m| m == "shutdown complete"),
+        "{messages:#?}"
+    );
+}

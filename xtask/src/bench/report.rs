@@ -1,0 +1,281 @@
+//! The benchmark's report: the machine it ran on and whether anything else was busy, a table
+//! of every scenario against the floor, the targets and whether they were met, in markdown
+//! for the generated part of `docs/benchmarks.md`.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{
+    Measured, Scenario, WORKERS, WRK_CONNECTIONS, WRK_THREADS, mib, micros, millis,
+};
+use crate::shell::{Result, root};
+
+/// Where `docs/benchmarks.md` keeps the generated part; text outside the markers is kept.
+const START_MARKER: &str = "<!-- cargo xtask bench: start -->";
+const END_MARKER: &str = "<!-- cargo xtask bench: end -->";
+
+/// Processes that mean someone is compiling on the machine.
+const COMPILERS: [&str; 6] = ["rustc", "cc1", "cc1plus", "ld", "ld.lld", "rust-lld"];
+
+/// The machine, and whether anything else was busy on it.
+pub struct Machine {
+    at: String,
+    cpu: String,
+    cores: String,
+    memory: String,
+    kernel: String,
+    load: String,
+    /// Compilers or other heavy processes running besides the benchmark.
+    busy: Vec<String>,
+}
+
+impl Machine {
+    pub fn read() -> Self {
+        let output = |program: &str, args: &[&str]| {
+            Command::new(program)
+                .args(args)
+                .output()
+                .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+                .unwrap_or_default()
+        };
+        let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let mut busy: Vec<String> = output("ps", &["-eo", "comm="])
+            .lines()
+            .map(str::trim)
+            .filter(|name| COMPILERS.contains(name))
+            .map(str::to_owned)
+            .collect();
+        busy.dedup();
+        Self {
+            at: output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            cpu: cpuinfo
+                .lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+                .unwrap_or_default(),
+            cores: output("nproc", &[]),
+            memory: meminfo
+                .lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .map(|kib| format!("{:.0} GiB", kib / 1024.0 / 1024.0))
+                .unwrap_or_default(),
+            kernel: output("uname", &["-sr"]),
+            load: fs::read_to_string("/proc/loadavg")
+                .map(|text| text.split(' ').take(3).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default(),
+            busy,
+        }
+    }
+}
+
+/// What one run of the benchmark measured.
+pub struct Report {
+    pub seconds: u32,
+    pub before: Machine,
+    pub after: Machine,
+    pub floor: Vec<Measured>,
+    pub service: Vec<Measured>,
+    /// Release binary sizes, in bytes.
+    pub service_binary: u64,
+    pub floor_binary: u64,
+}
+
+impl Report {
+    fn floor(&self, scenario: Scenario) -> Option<&Measured> {
+        self.floor.iter().find(|m| m.scenario == scenario.floor())
+    }
+
+    fn service(&self, scenario: Scenario) -> Option<&Measured> {
+        self.service.iter().find(|m| m.scenario == scenario)
+    }
+
+    pub fn markdown(&self) -> String {
+        let machine = &self.before;
+        let tool_version = |program: &str, args: &[&str]| {
+            Command::new(program)
+                .args(args)
+                .output()
+                .map(|out| {
+                    let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                        + &String::from_utf8_lossy(&out.stderr);
+                    text.lines().next().unwrap_or_default().trim().to_owned()
+                })
+                .unwrap_or_default()
+        };
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "Measured {} by `cargo xtask bench` on {} ({} cores, {}), {}; {}; {}.",
+            machine.at,
+            machine.cpu,
+            machine.cores,
+            machine.memory,
+            machine.kernel,
+            tool_version("rustc", &["--version"]),
+            tool_version("wrk", &["-v"])
+                .split(" Copyright")
+                .next()
+                .unwrap_or_default(),
+        );
+        let busy: Vec<&String> = machine.busy.iter().chain(&self.after.busy).collect();
+        let _ = writeln!(
+            md,
+            "Load average {} before the run and {} after it; {}.",
+            machine.load,
+            self.after.load,
+            if busy.is_empty() {
+                "no compiler was running".to_owned()
+            } else {
+                format!(
+                    "**other processes were compiling ({})**: the figures are noisy",
+                    busy.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+        let _ = writeln!(
+            md,
+            "\nEach row: a new server process (`WORKERS={WORKERS}`), 2 s of warm-up, then \
+             {} s of `wrk --threads {WRK_THREADS} --connections {WRK_CONNECTIONS}` on the same \
+             2 cores. The service runs with production settings (JSON logs at `info`, written \
+             to `/dev/null`). Server CPU per request is the server process's own user and system \
+             time over the run divided by the requests it answered (10 ms resolution), which \
+             leaves out what wrk costs.",
+            self.seconds
+        );
+        md.push_str(
+            "\n| Route | Server | Requests/s | × floor | Server CPU per request | p50 | p99 | Errors | Peak RSS |\n\
+             | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        );
+        for scenario in Scenario::ALL {
+            let floor = self.floor(scenario);
+            if let Some(floor) = floor.filter(|_| scenario != Scenario::UsersMe) {
+                let _ = writeln!(md, "{}", row(scenario.title(), "floor", floor, Some(floor)));
+            }
+            if let Some(service) = self.service(scenario) {
+                let _ = writeln!(md, "{}", row(scenario.title(), "service", service, floor));
+            }
+        }
+        let mut ready: Vec<Duration> = self.service.iter().map(|m| m.ready_after).collect();
+        ready.sort();
+        let median = ready.get(ready.len() / 2).copied().unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "\nService start to ready (first 200 from `/health/readiness`: settings, \
+             migrations, discovery and keys fetched from the provider): median {:.0} ms of {} \
+             starts (from {:.0} to {:.0} ms).",
+            millis(median),
+            ready.len(),
+            millis(ready.first().copied().unwrap_or_default()),
+            millis(ready.last().copied().unwrap_or_default()),
+        );
+        let _ = writeln!(
+            md,
+            "Release binary: service {:.1} MiB, floor {:.1} MiB (unstripped, as `cargo build \
+             --release` leaves them).",
+            mib(self.service_binary),
+            mib(self.floor_binary)
+        );
+        let wrapped: Vec<String> = self
+            .service
+            .iter()
+            .filter(|m| m.wrapped > 0)
+            .map(|m| format!("{:?}", m.scenario))
+            .collect();
+        if !wrapped.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n**Fresh tokens ran out and were reused in {}**: those rows include cache hits.",
+                wrapped.join(", ")
+            );
+        }
+        md.push_str("\nTargets:\n\n| Target | Measured | Met |\n| --- | --- | --- |\n");
+        let rps = |m: Option<&Measured>| m.map_or(0.0, |m| m.per_second);
+        let peak = self.service.iter().map(|m| m.peak_rss).max().unwrap_or(0);
+        let service = |s| rps(self.service(s));
+        let floor = |s| rps(self.floor(s));
+        let targets = [
+            (
+                "liveness, JSON logs on ≥ 0.5 × the floor's liveness".to_owned(),
+                service(Scenario::Liveness) / floor(Scenario::Liveness),
+                0.5,
+            ),
+            (
+                "protected, RS256, repeated token ≥ 0.8 × the service's liveness".to_owned(),
+                service(Scenario::Rs256Repeated) / service(Scenario::Liveness),
+                0.8,
+            ),
+            (
+                "protected, ES256, repeated token ≥ 0.8 × the service's liveness".to_owned(),
+                service(Scenario::Es256Repeated) / service(Scenario::Liveness),
+                0.8,
+            ),
+            (
+                "protected, RS256, fresh tokens ≥ 0.9 × the floor's".to_owned(),
+                service(Scenario::Rs256Fresh) / floor(Scenario::Rs256Fresh),
+                0.9,
+            ),
+            (
+                "protected, ES256, fresh tokens ≥ 0.9 × the floor's".to_owned(),
+                service(Scenario::Es256Fresh) / floor(Scenario::Es256Fresh),
+                0.9,
+            ),
+        ];
+        for (name, ratio, target) in targets {
+            let _ = writeln!(
+                md,
+                "| {name} | {ratio:.2} × | {} |",
+                if ratio >= target { "yes" } else { "**no**" }
+            );
+        }
+        let _ = writeln!(
+            md,
+            "| peak RSS under load ≤ 32 MiB with `WORKERS=2` | {:.1} MiB | {} |",
+            mib(peak),
+            if peak <= 32 * 1024 * 1024 {
+                "yes"
+            } else {
+                "**no**"
+            }
+        );
+        md
+    }
+}
+
+fn row(title: &str, server: &str, measured: &Measured, floor: Option<&Measured>) -> String {
+    let ratio = floor.map_or("".to_owned(), |floor| {
+        format!("{:.2}", measured.per_second / floor.per_second)
+    });
+    format!(
+        "| {title} | {server} | {:.0} | {ratio} | {:.1} µs | {:.2} ms | {:.2} ms | {} | {:.1} MiB |",
+        measured.per_second,
+        micros(measured.cpu_per_request),
+        millis(measured.p50),
+        millis(measured.p99),
+        measured.errors,
+        mib(measured.peak_rss)
+    )
+}
+
+/// Replaces the generated part of `docs/benchmarks.md`, keeping the rest.
+pub fn write(markdown: &str) -> Result {
+    let path = root().join("docs/benchmarks.md");
+    let existing = fs::read_to_string(&path).unwrap_or_default();
+    let generated = format!("{START_MARKER}\n{markdown}{END_MARKER}");
+    let text = match (existing.find(START_MARKER), existing.find(END_MARKER)) {
+        (Some(start), Some(end)) if start < end => format!(
+            "{}{generated}{}",
+            &existing[..start],
+            &existing[end + END_MARKER.len()..]
+        ),
+        _ => format!("# Benchmarks\n\n{generated}\n"),
+    };
+    fs::create_dir_all(root().join("docs")).map_err(|e| e.to_string())?;
+    fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+}

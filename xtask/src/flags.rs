@@ -1,0 +1,219 @@
+//! The command line: which task, and its flags, read before anything runs.
+
+use std::path::PathBuf;
+
+use crate::shell::Result;
+
+pub const USAGE: &str = "usage: cargo xtask <generate | check-examples | new DIR [key=value ...] | upgrade SERVICE [--to REVISION] [--dry-run] | check-upgrades | matrix [--list] [--only NAME] | release VERSION | lint | book | schemathesis | test | bench | fuzz | reliability>";
+
+/// A task and its flags. Tasks without flags ignore any words after their name.
+pub enum Task {
+    Generate,
+    CheckExamples,
+    New {
+        destination: PathBuf,
+        /// `key=value` answers, passed to cargo-generate as `--define`.
+        defines: Vec<String>,
+    },
+    Upgrade(Upgrade),
+    /// `check-upgrades`: the upgrade command, end to end.
+    CheckUpgrades,
+    Matrix(Matrix),
+    /// `release VERSION`.
+    Release {
+        version: String,
+    },
+    Lint,
+    Book,
+    Schemathesis,
+    Test,
+    Bench(Bench),
+    Fuzz(Fuzz),
+    Reliability(Reliability),
+    /// `oidc-provider rotate DIR`.
+    RotateProvider {
+        state: PathBuf,
+    },
+}
+
+/// `upgrade SERVICE [--to REVISION] [--dry-run]`.
+pub struct Upgrade {
+    /// The generated service's directory.
+    pub service: PathBuf,
+    /// The template revision to upgrade to; this checkout, as it is, when absent.
+    pub to: Option<String>,
+    /// Say what would change, change nothing.
+    pub dry_run: bool,
+}
+
+impl Upgrade {
+    fn parse(args: &[String]) -> Result<Self> {
+        let mut service = None;
+        let mut to = None;
+        let mut dry_run = false;
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--to" => to = Some(args.next().ok_or("--to needs a revision")?.clone()),
+                "--dry-run" => dry_run = true,
+                flag if flag.starts_with("--") => {
+                    return Err(format!("upgrade: unknown flag {flag}"));
+                }
+                _ if service.is_none() => service = Some(PathBuf::from(arg)),
+                _ => return Err(USAGE.to_owned()),
+            }
+        }
+        Ok(Self {
+            service: service.ok_or(USAGE)?,
+            to,
+            dry_run,
+        })
+    }
+}
+
+/// `matrix [--list] [--only NAME]`.
+pub struct Matrix {
+    /// Print the combinations as JSON instead of checking them.
+    pub list: bool,
+    /// Check this combination only.
+    pub only: Option<String>,
+}
+
+impl Matrix {
+    fn parse(args: &[String]) -> Result<Self> {
+        let mut matrix = Self {
+            list: false,
+            only: None,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--list" => matrix.list = true,
+                "--only" => matrix.only = Some(args.next().ok_or("--only needs a name")?.clone()),
+                other => return Err(format!("matrix: unknown argument {other}")),
+            }
+        }
+        Ok(matrix)
+    }
+}
+
+/// `bench [--seconds N] [--no-write]`.
+pub struct Bench {
+    /// How long each measured run lasts.
+    pub seconds: u32,
+    /// Whether `docs/benchmarks.md` is rewritten.
+    pub write: bool,
+}
+
+/// `fuzz [--seconds N]`.
+pub struct Fuzz {
+    pub seconds: u32,
+}
+
+/// `reliability [--debug] [--soak-seconds N]`.
+pub struct Reliability {
+    /// `"release"`, or `"debug"` with `--debug`.
+    pub profile: &'static str,
+    pub soak_seconds: u32,
+}
+
+impl Task {
+    /// `args`: the words after `cargo xtask`.
+    pub fn parse(args: &[String]) -> Result<Self> {
+        let rest = args.get(1..).unwrap_or_default();
+        Ok(match args.first().map(String::as_str) {
+            Some("generate") => Self::Generate,
+            Some("check-examples") => Self::CheckExamples,
+            Some("new") => {
+                let (destination, defines) = rest.split_first().ok_or(USAGE)?;
+                Self::New {
+                    destination: PathBuf::from(destination),
+                    defines: defines.to_vec(),
+                }
+            }
+            Some("upgrade") => Self::Upgrade(Upgrade::parse(rest)?),
+            Some("check-upgrades") => Self::CheckUpgrades,
+            Some("matrix") => Self::Matrix(Matrix::parse(rest)?),
+            Some("release") => match rest {
+                [version] => Self::Release {
+                    version: version.clone(),
+                },
+                _ => return Err(USAGE.to_owned()),
+            },
+            Some("lint") => Self::Lint,
+            Some("test") => Self::Test,
+            Some("book") => Self::Book,
+            Some("schemathesis") => Self::Schemathesis,
+            Some("bench") => Self::Bench(Bench::parse(rest)?),
+            Some("fuzz") => Self::Fuzz(Fuzz::parse(rest)?),
+            Some("reliability") => Self::Reliability(Reliability::parse(rest)?),
+            Some("oidc-provider") => match rest {
+                [command, state] if command == "rotate" => Self::RotateProvider {
+                    state: PathBuf::from(state),
+                },
+                _ => return Err(USAGE.to_owned()),
+            },
+            _ => return Err(USAGE.to_owned()),
+        })
+    }
+}
+
+impl Bench {
+    fn parse(args: &[String]) -> Result<Self> {
+        let mut flags = Self {
+            seconds: 10,
+            write: true,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--seconds" => {
+                    flags.seconds = args
+                        .next()
+                        .and_then(|value| value.parse().ok())
+                        .ok_or("--seconds takes a whole number")?;
+                }
+                "--no-write" => flags.write = false,
+                other => return Err(format!("bench: unknown argument {other}")),
+            }
+        }
+        Ok(flags)
+    }
+}
+
+impl Fuzz {
+    fn parse(args: &[String]) -> Result<Self> {
+        let seconds = match args {
+            [] => 300,
+            [flag, value] if flag == "--seconds" => value
+                .parse()
+                .map_err(|_| "--seconds takes a whole number")?,
+            _ => return Err("usage: cargo xtask fuzz [--seconds N]".into()),
+        };
+        Ok(Self { seconds })
+    }
+}
+
+impl Reliability {
+    fn parse(args: &[String]) -> Result<Self> {
+        const USAGE: &str = "usage: cargo xtask reliability [--debug] [--soak-seconds N]";
+        let mut flags = Self {
+            profile: "release",
+            soak_seconds: 60,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--debug" => flags.profile = "debug",
+                "--soak-seconds" => {
+                    flags.soak_seconds = args
+                        .next()
+                        .and_then(|value| value.parse().ok())
+                        .ok_or(USAGE)?;
+                }
+                _ => return Err(USAGE.into()),
+            }
+        }
+        Ok(flags)
+    }
+}

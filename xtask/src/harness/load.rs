@@ -1,0 +1,206 @@
+//! The load: wrk runs with `xtask/bench/wrk.lua`, which prints its figures on one line,
+//! what one run measured, and a whole measured scenario against a new server process.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::tokens::client_credentials;
+use super::{AUDIENCE, Scenario, Target, Tokens, mib, micros, millis};
+use crate::http::{self, json_string};
+use crate::shell::{Result, root};
+
+pub const WRK_THREADS: u32 = 2;
+pub const WRK_CONNECTIONS: u32 = 64;
+
+/// How to load a server: wrk, for how long, and where tokens come from.
+pub struct Load {
+    pub wrk: PathBuf,
+    pub seconds: u32,
+    pub script: PathBuf,
+    pub token_endpoint: String,
+}
+
+/// What one wrk run measured.
+#[derive(Clone)]
+pub struct Measured {
+    pub scenario: Scenario,
+    pub requests: u64,
+    pub per_second: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    /// Non-2xx/3xx answers, and connect, read, write and timeout errors.
+    pub errors: u64,
+    /// Non-2xx/3xx answers alone.
+    pub non_2xx: u64,
+    /// Whole passes over the fresh tokens after the first (0: every token was new).
+    pub wrapped: u64,
+    pub peak_rss: u64,
+    pub ready_after: Duration,
+    /// The server's own CPU time per request (user and system), whatever core it ran on.
+    pub cpu_per_request: Duration,
+}
+
+impl Measured {
+    /// One line for the terminal.
+    pub fn line(&self) -> String {
+        format!(
+            "{:<16} {:>9.0} req/s  CPU {:>5.1} µs/req  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}  peak RSS {:.1} MiB  ready after {:.0} ms{}",
+            format!("{:?}", self.scenario),
+            self.per_second,
+            micros(self.cpu_per_request),
+            millis(self.p50),
+            millis(self.p99),
+            self.errors,
+            mib(self.peak_rss),
+            millis(self.ready_after),
+            if self.wrapped > 0 {
+                format!("  (fresh tokens reused {} times)", self.wrapped)
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
+/// Runs `scenario` against a new process of `target`: 2 s of warm-up, then `load.seconds`
+/// measured, with the server's CPU time, peak memory and time to ready.
+pub fn measure(
+    target: &Target,
+    scenario: Scenario,
+    load: &Load,
+    fresh: Option<&Tokens>,
+) -> Result<Measured> {
+    let mut server = target.start()?;
+    let bearer = match scenario {
+        Scenario::Liveness => None,
+        _ => Some(format!("Bearer {}", load.token(scenario)?)),
+    };
+    if scenario == Scenario::UsersMe {
+        let bearer = bearer.as_deref().unwrap_or_default();
+        let (status, body) = http::request(
+            "PUT",
+            &format!("{}/api/v1/users/me", server.address),
+            &[
+                ("Authorization", bearer),
+                ("Content-Type", "application/json"),
+            ],
+            r#"{"display_name":"Bench","email":"bench@example.test"}"#,
+        )?;
+        if !(200..300).contains(&status) {
+            return Err(format!("PUT /api/v1/users/me answered {status}: {body}"));
+        }
+    }
+    // Warm up (connections, allocator, the repeated token's cache entry) on the same route
+    // with the repeated token: the fresh tokens stay unseen.
+    let url = format!("{}{}", server.address, scenario.path());
+    load.run(&url, bearer.as_deref(), None, 2)?;
+    let cpu_before = server.cpu_time()?;
+    let mut measured = load.run(
+        &url,
+        bearer.as_deref(),
+        fresh.map(|tokens| tokens.file.as_path()),
+        load.seconds,
+    )?;
+    measured.cpu_per_request = (server.cpu_time()? - cpu_before) / measured.requests.max(1) as u32;
+    measured.scenario = scenario;
+    measured.peak_rss = server.peak_rss()?;
+    measured.ready_after = server.ready_after;
+    if let Ok(Some(status)) = server.child.try_wait() {
+        return Err(format!(
+            "the {} exited during the run: {status}",
+            target.name()
+        ));
+    }
+    Ok(measured)
+}
+
+impl Load {
+    /// `seconds` of load with `wrk`, tokens from the token endpoint named in `discovery` (the
+    /// provider's discovery document).
+    pub fn new(wrk: PathBuf, seconds: u32, discovery: &str) -> Result<Self> {
+        Ok(Self {
+            wrk,
+            seconds,
+            script: root().join("xtask/bench/wrk.lua"),
+            token_endpoint: json_string(discovery, "token_endpoint")
+                .ok_or("no token_endpoint in discovery")?,
+        })
+    }
+
+    /// A token from the provider for the scenario's algorithm (its default resource is
+    /// signed with RS256, `/es256` with ES256).
+    pub fn token(&self, scenario: Scenario) -> Result<String> {
+        let resource = match scenario {
+            Scenario::Es256Repeated | Scenario::Es256Fresh => format!("{AUDIENCE}/es256"),
+            _ => AUDIENCE.to_owned(),
+        };
+        client_credentials(&self.token_endpoint, &resource)
+    }
+
+    /// Loads `url` for `seconds`: with a fresh token a request from `tokens`, else with the
+    /// `bearer` header (if any) on every request.
+    pub fn run(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        tokens: Option<&Path>,
+        seconds: u32,
+    ) -> Result<Measured> {
+        let mut command = Command::new(&self.wrk);
+        command
+            .args(["--threads", &WRK_THREADS.to_string()])
+            .args(["--connections", &WRK_CONNECTIONS.to_string()])
+            .args(["--duration", &format!("{seconds}s")])
+            .args(["--timeout", "10s"])
+            .arg("--script")
+            .arg(&self.script)
+            .env("BENCH_THREADS", WRK_THREADS.to_string());
+        match tokens {
+            Some(tokens) => {
+                command.env("BENCH_TOKENS", tokens);
+            }
+            None => {
+                command.env_remove("BENCH_TOKENS");
+                if let Some(bearer) = bearer {
+                    command.args(["--header", &format!("Authorization: {bearer}")]);
+                }
+            }
+        }
+        let output = command.arg(url).output().map_err(|e| format!("wrk: {e}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("bench "))
+            .ok_or_else(|| {
+                format!(
+                    "wrk printed no figures:\n{stdout}{}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            })?;
+        let value = |name: &str| -> Result<u64> {
+            line.split(' ')
+                .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|value| value.parse().ok())
+                .ok_or_else(|| format!("no {name} in wrk's figures: {line}"))
+        };
+        let requests = value("requests")?;
+        let duration = Duration::from_micros(value("duration_us")?);
+        Ok(Measured {
+            scenario: Scenario::Liveness,
+            requests,
+            per_second: requests as f64 / duration.as_secs_f64(),
+            p50: Duration::from_micros(value("p50_us")?),
+            p99: Duration::from_micros(value("p99_us")?),
+            non_2xx: value("status")?,
+            errors: ["connect", "read", "write", "status", "timeout"]
+                .iter()
+                .map(|name| value(name))
+                .sum::<Result<u64>>()?,
+            wrapped: value("wrapped")?,
+            peak_rss: 0,
+            ready_after: Duration::ZERO,
+            cpu_per_request: Duration::ZERO,
+        })
+    }
+}

@@ -1,0 +1,46 @@
+//! What every task uses, as a shell script would: the repository root, the error type (a
+//! message for `xtask: ...`), running a command and failing when it fails, and a heading
+//! for each section of a long task.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub type Result<T = ()> = std::result::Result<T, String>;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the root")
+        .to_owned()
+}
+
+/// The cargo that runs xtask (`$CARGO`), or the one on PATH.
+pub fn cargo_program() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// A cargo command run in the repository root.
+pub fn cargo() -> Command {
+    let mut command = Command::new(cargo_program());
+    command.current_dir(root());
+    command
+}
+
+/// Runs `command`, its output shown as it comes; fails unless it exits 0.
+pub fn run(command: &mut Command) -> Result {
+    let status = command
+        .status()
+        .map_err(|e| format!("{:?}: {e}", command.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{:?} failed: {status}", command.get_program()))
+    }
+}
+
+/// Announces the next part of a long task.
+pub fn section(title: &str) {
+    println!("\n==> {title}");
+}
