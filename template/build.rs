@@ -1,6 +1,7 @@
 //! Embeds every `migrations/*.sql` file in the binary, in order, so a new migration needs
 //! no code change: `src/db/migrations.rs` includes the list this writes. A file's name is
-//! `<version>_<description>.sql`, the version a number unique among them.
+//! `<version>_<description>.sql`, the version a number unique among them. The list names
+//! each file from `CARGO_MANIFEST_DIR`, so a moved or copied project still builds.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -20,9 +21,12 @@ fn main() {
                     path.display()
                 )
             });
-            let absolute = std::fs::canonicalize(&path).expect("the file exists");
-            let absolute = absolute.to_string_lossy().into_owned();
-            (version, description.replace('_', " "), absolute)
+            let file = path.file_name().unwrap_or_default().to_string_lossy();
+            (
+                version,
+                description.replace('_', " "),
+                format!("/migrations/{file}"),
+            )
         })
         .collect();
     migrations.sort();
@@ -33,7 +37,7 @@ fn main() {
     for (version, description, path) in &migrations {
         writeln!(
             code,
-            "    ({version}, {description:?}, include_str!({path:?})),"
+            "    ({version}, {description:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {path:?}))),"
         )
         .expect("writing to a String");
     }

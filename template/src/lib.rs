@@ -11,6 +11,7 @@ pub mod api;
 #[cfg(feature = "auth")]
 pub mod auth;
 {% endif -%}
+pub mod bunyan;
 pub mod client_ip;
 {% if database != "none" -%}
 #[cfg(feature = "database")]

@@ -5,6 +5,8 @@
 //! its pool when scraped. They record through the `metrics` facade, which this module
 //! connects to a Prometheus exporter.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, TcpListener};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{App, Error, HttpResponse, HttpServer, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -183,30 +185,68 @@ pub async fn record(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let method = method_label(request.method()).to_owned();
-    let route = request
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = method_label(request.method());
+    let route = request.match_pattern();
     let result = next.call(request).await;
     let status = match &result {
         Ok(response) => response.status(),
         Err(error) => error.as_response_error().status_code(),
     };
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", status.as_str().to_owned()),
-    ];
-    metrics::counter!("http_server_requests_total", &labels).increment(1);
-    metrics::histogram!(REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
+    let route = route.as_deref().unwrap_or("unmatched");
+    record_request(method, route, status, started.elapsed());
     result
 }
 
+thread_local! {
+    /// The counter and histogram of each method, status and route this worker thread has
+    /// answered, registered once: a request then records without building labels again.
+    /// Bounded, as the labels are: methods are named or `_OTHER`, routes are patterns.
+    static SERIES: RefCell<HashMap<(&'static str, StatusCode), ByRoute>> = RefCell::default();
+}
+
+/// The series of one method and status, by route.
+type ByRoute = HashMap<String, Series>;
+
+/// The request counter and duration histogram of one method, route and status.
+struct Series {
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+fn record_request(method: &'static str, route: &str, status: StatusCode, elapsed: Duration) {
+    SERIES.with_borrow_mut(|series| {
+        let by_route = series.entry((method, status)).or_default();
+        if !by_route.contains_key(route) {
+            let labels = [
+                ("method", method.to_owned()),
+                ("route", route.to_owned()),
+                ("status", status.as_str().to_owned()),
+            ];
+            let handles = Series {
+                requests: metrics::counter!("http_server_requests_total", &labels),
+                duration: metrics::histogram!(REQUEST_DURATION, &labels),
+            };
+            by_route.insert(route.to_owned(), handles);
+        }
+        if let Some(handles) = by_route.get(route) {
+            handles.requests.increment(1);
+            handles.duration.record(elapsed.as_secs_f64());
+        }
+    });
+}
+
 /// The standard methods by name; any other is `_OTHER`, as OpenTelemetry's conventions say.
-fn method_label(method: &Method) -> &str {
-    match method.as_str() {
-        name @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "CONNECT"
-        | "TRACE") => name,
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
         _ => "_OTHER",
     }
 }

@@ -53,7 +53,12 @@ fn exporting() -> bool {
 /// Names `span` for OpenTelemetry (`GET /users/{id}`), makes it a child of the caller's
 /// trace when the request carries a valid `traceparent`, then records the trace id in the
 /// span's `trace_id` field.
-pub fn continue_trace(request: &ServiceRequest, route: &str, span: &Span) {
+pub fn continue_trace(request: &ServiceRequest, span: &Span) {
+    if span.is_disabled() {
+        return;
+    }
+    let route = request.match_pattern();
+    let route = route.as_deref().unwrap_or("default");
     span.record(
         "otel.name",
         tracing::field::display(format_args!("{} {route}", request.method())),

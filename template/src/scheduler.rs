@@ -156,6 +156,7 @@ async fn run_forever(
             outcome = tracing::field::Empty,
             duration_ms = tracing::field::Empty
         );
+        span.in_scope(|| tracing::info!("job run started"));
         let started = Instant::now();
         let outcome = tokio::select! {
             result = run_once(job.as_ref(), tick, &pool).instrument(span.clone()) => result,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::shell::Result;
 
-pub const USAGE: &str = "usage: cargo xtask <generate | check-examples | new DIR [key=value ...] | upgrade SERVICE [--to REVISION] [--dry-run] | check-upgrades | matrix [--list] [--only NAME] | release VERSION | lint | book | schemathesis | test | bench | fuzz | reliability>";
+pub const USAGE: &str = "usage: cargo xtask <generate | check-examples | new DIR [key=value ...] | upgrade SERVICE [--to REVISION] [--from REVISION] [--allow-dirty] [--dry-run] | check-upgrades | matrix [--list] [--only NAME] | release VERSION | lint | book | doc-commands | image-steps | schemathesis | test | bench | fuzz | reliability>";
 
 /// A task and its flags. Tasks without flags ignore any words after their name.
 pub enum Task {
@@ -25,6 +25,10 @@ pub enum Task {
     },
     Lint,
     Book,
+    /// `doc-commands`: every documented shell block, run or said why not.
+    DocCommands,
+    /// `image-steps`: the Dockerfile's build steps, without Docker.
+    ImageSteps,
     Schemathesis,
     Test,
     Bench(Bench),
@@ -36,26 +40,35 @@ pub enum Task {
     },
 }
 
-/// `upgrade SERVICE [--to REVISION] [--dry-run]`.
+/// `upgrade SERVICE [--to REVISION] [--from REVISION] [--allow-dirty] [--dry-run]`.
+#[derive(Default)]
 pub struct Upgrade {
     /// The generated service's directory.
     pub service: PathBuf,
-    /// The template revision to upgrade to; this checkout, as it is, when absent.
+    /// The template revision to upgrade to; this checkout's commit when absent.
     pub to: Option<String>,
+    /// The template revision the service was generated from, when its answers file does
+    /// not name it exactly (a service generated from a branch).
+    pub from: Option<String>,
+    /// Without `--to`: merge this checkout's uncommitted template changes too.
+    pub allow_dirty: bool,
     /// Say what would change, change nothing.
     pub dry_run: bool,
 }
 
 impl Upgrade {
     fn parse(args: &[String]) -> Result<Self> {
+        let mut upgrade = Self::default();
         let mut service = None;
-        let mut to = None;
-        let mut dry_run = false;
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
-                "--to" => to = Some(args.next().ok_or("--to needs a revision")?.clone()),
-                "--dry-run" => dry_run = true,
+                "--to" => upgrade.to = Some(args.next().ok_or("--to needs a revision")?.clone()),
+                "--from" => {
+                    upgrade.from = Some(args.next().ok_or("--from needs a revision")?.clone());
+                }
+                "--allow-dirty" => upgrade.allow_dirty = true,
+                "--dry-run" => upgrade.dry_run = true,
                 flag if flag.starts_with("--") => {
                     return Err(format!("upgrade: unknown flag {flag}"));
                 }
@@ -63,11 +76,8 @@ impl Upgrade {
                 _ => return Err(USAGE.to_owned()),
             }
         }
-        Ok(Self {
-            service: service.ok_or(USAGE)?,
-            to,
-            dry_run,
-        })
+        upgrade.service = service.ok_or(USAGE)?;
+        Ok(upgrade)
     }
 }
 
@@ -143,6 +153,8 @@ impl Task {
             Some("lint") => Self::Lint,
             Some("test") => Self::Test,
             Some("book") => Self::Book,
+            Some("doc-commands") => Self::DocCommands,
+            Some("image-steps") => Self::ImageSteps,
             Some("schemathesis") => Self::Schemathesis,
             Some("bench") => Self::Bench(Bench::parse(rest)?),
             Some("fuzz") => Self::Fuzz(Fuzz::parse(rest)?),

@@ -259,7 +259,7 @@ pub fn new(destination: &Path, defines: &[String]) -> Result {
         .into_owned();
     let scratch = Scratch::new("new")?;
     // The commit this checkout is at: what `cargo xtask upgrade` rebuilds the service from.
-    let head = crate::upgrade::git(&root(), &["rev-parse", "HEAD"])?;
+    let head = crate::shell::git(&root(), &["rev-parse", "HEAD"])?;
     let mut defines = defines.to_vec();
     defines.push(format!("template_revision={}", head.trim()));
     let generated = generate_service(&scratch, &name, None, &defines)?;

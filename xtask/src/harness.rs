@@ -2,14 +2,16 @@
 //! on loopback (`server.rs`), tokens from the OpenID provider and minted in bulk
 //! (`tokens.rs`), wrk runs and what they measure (`load.rs`), and the scenarios measured.
 
+mod allocations;
 mod load;
 mod server;
 mod tokens;
 
 use std::time::Duration;
 
+pub use allocations::Counter;
 pub use load::{Load, Measured, WRK_CONNECTIONS, WRK_THREADS, measure};
-pub use server::{Server, Target, WORKERS, resident};
+pub use server::{Overrides, Server, Target, WORKERS, resident};
 pub use tokens::Tokens;
 
 use crate::http;
@@ -29,6 +31,8 @@ pub fn discovery(issuer: &str) -> Result<String> {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Scenario {
     Liveness,
+    LivenessQuiet,
+    LivenessOneWorker,
     Rs256Repeated,
     Rs256Fresh,
     Es256Repeated,
@@ -37,8 +41,10 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Liveness,
+        Self::LivenessQuiet,
+        Self::LivenessOneWorker,
         Self::Rs256Repeated,
         Self::Rs256Fresh,
         Self::Es256Repeated,
@@ -48,15 +54,37 @@ impl Scenario {
 
     fn path(self) -> &'static str {
         match self {
-            Self::Liveness => "/health/liveness",
+            Self::Liveness | Self::LivenessQuiet | Self::LivenessOneWorker => "/health/liveness",
             Self::UsersMe => "/api/v1/users/me",
             _ => "/api/v1/protected",
         }
     }
 
+    /// What the scenario changes of the server's settings.
+    pub fn overrides(self) -> Overrides {
+        match self {
+            Self::LivenessQuiet => Overrides {
+                env: vec![("LOG_LEVEL", "warn".to_owned())],
+                ..Overrides::default()
+            },
+            Self::LivenessOneWorker => Overrides {
+                workers: Some(1),
+                ..Overrides::default()
+            },
+            _ => Overrides::default(),
+        }
+    }
+
+    /// Whether the floor runs this scenario itself (it has no logs, and no users).
+    pub fn floor_runs(self) -> bool {
+        !matches!(self, Self::LivenessQuiet | Self::UsersMe)
+    }
+
     pub fn title(self) -> &'static str {
         match self {
             Self::Liveness => "`GET /health/liveness`",
+            Self::LivenessQuiet => "`GET /health/liveness`, logs at `warn`",
+            Self::LivenessOneWorker => "`GET /health/liveness`, `WORKERS=1`",
             Self::Rs256Repeated => "`/api/v1/protected`, RS256, one repeated token",
             Self::Rs256Fresh => "`/api/v1/protected`, RS256, a fresh token per request",
             Self::Es256Repeated => "`/api/v1/protected`, ES256, one repeated token",
@@ -69,6 +97,7 @@ impl Scenario {
     pub fn floor(self) -> Self {
         match self {
             Self::UsersMe => Self::Rs256Repeated,
+            Self::LivenessQuiet => Self::Liveness,
             other => other,
         }
     }

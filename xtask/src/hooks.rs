@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::generate::{Answers, copy_template, generate_service, generate_service_with};
+use crate::generate::{Answers, copy_template, generate_service_with};
 use crate::shell::{Result, root};
 use crate::tools::{self, CargoGenerate};
 use crate::tree::{Scratch, compare};
@@ -14,9 +14,10 @@ use crate::tree::{Scratch, compare};
 pub fn hooks() -> Result {
     for release in CargoGenerate::BOTH {
         refusals(release)?;
+        round_trip(release)?;
+        interactive(release)?;
     }
-    round_trip()?;
-    interactive(CargoGenerate::Newest)
+    Ok(())
 }
 
 fn refusals(release: CargoGenerate) -> Result {
@@ -63,16 +64,17 @@ fn refusals(release: CargoGenerate) -> Result {
 
 /// Recorded answers survive quotes and backslashes: generating again from them gives the
 /// same service.
-fn round_trip() -> Result {
+fn round_trip(release: CargoGenerate) -> Result {
     let scratch = Scratch::new("answers")?;
     let tricky = [
         r#"description=Says "hi" \o/"#.to_owned(),
         "auth=none".into(),
         "database=none".into(),
     ];
-    let first = generate_service(&scratch, "quoted-service", None, &tricky)?;
+    let first = generate_service_with(release, &scratch, "quoted-service", None, &tricky)?;
     let again_scratch = Scratch::new("answers-again")?;
-    let again = generate_service(
+    let again = generate_service_with(
+        release,
         &again_scratch,
         "quoted-service",
         Some(&first.join("template-answers.toml")),
@@ -87,7 +89,10 @@ fn round_trip() -> Result {
             "recorded answers do not round-trip: {differences:?}"
         ));
     }
-    println!("recorded answers round-trip, quotes and backslashes included");
+    println!(
+        "cargo-generate {}: recorded answers round-trip, quotes and backslashes included",
+        release.version()
+    );
     Ok(())
 }
 

@@ -5,8 +5,9 @@
 //!   generates now.
 //! - `new DIR [key=value ...]`: generates one service from the current template into DIR,
 //!   recording this checkout's commit as its template revision.
-//! - `upgrade SERVICE [--to REVISION] [--dry-run]`: merges what the template changed since
-//!   SERVICE was generated into it, keeping its team's changes (see `upgrade.rs`).
+//! - `upgrade SERVICE [--to REVISION] [--from REVISION] [--allow-dirty] [--dry-run]`: merges
+//!   what the template changed since SERVICE was generated into it, keeping its team's
+//!   changes (see `upgrade.rs`).
 //! - `check-upgrades`: the upgrade command end to end, on scratch git repositories (part of
 //!   `test`).
 //! - `matrix [--list] [--only NAME]`: generates a pairwise cover of the option combinations
@@ -18,7 +19,12 @@
 //!   fuzzes every operation of its OpenAPI document (part of `test`).
 //! - `book`: builds the guide in `docs/` into `target/book`, failing on a missing include
 //!   or item, any mdBook warning and any broken link (part of `test`).
-//! - `test`: everything CI runs, in order; the README's test command.
+//! - `doc-commands`: runs every shell block of the README, the guide and the generated
+//!   READMEs, or checks that it says why not (see `doc_commands.rs`; part of `test`).
+//! - `image-steps`: runs the Dockerfile's build steps in a fresh generation, without Docker
+//!   (see `image.rs`; part of `test`).
+//! - `test`: everything CI runs, in order; the README's test command. It also deletes the
+//!   sample modules from a copy of the default example and runs its tests (`removal.rs`).
 //! - `bench [--seconds N] [--no-write]`: load tests the default example against a bare
 //!   actix-web floor and writes `docs/benchmarks.md` (see `bench.rs`).
 //! - `fuzz [--seconds N]`: fuzzes the bearer token path of the default example (see `fuzz.rs`).
@@ -45,12 +51,14 @@ use std::process::ExitCode;
 
 mod bench;
 mod book;
+mod doc_commands;
 mod flags;
 mod fuzz;
 mod generate;
 mod harness;
 mod hooks;
 mod http;
+mod image;
 mod lint;
 mod matrix;
 mod merge;
@@ -58,6 +66,7 @@ mod postgres;
 mod provider;
 mod release;
 mod reliability;
+mod removal;
 mod rules;
 mod schemathesis;
 mod shell;
@@ -85,6 +94,8 @@ fn main() -> ExitCode {
         Task::Lint => lint::lint(),
         Task::Test => suite::test(),
         Task::Book => book::build(),
+        Task::DocCommands => doc_commands::doc_commands(),
+        Task::ImageSteps => image::image_steps(),
         Task::Schemathesis => schemathesis::schemathesis(),
         Task::Bench(flags) => bench::bench(&flags),
         Task::Fuzz(flags) => fuzz::run_for(flags.seconds),

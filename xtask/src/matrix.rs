@@ -4,7 +4,8 @@
 //! out. Each is generated outside the workspace, as a user would, and must pass
 //! `cargo fmt --check`, clippy with `-D warnings` and its own tests; they share one target
 //! directory. `--list` prints the combinations as JSON for the template's workflow, whose
-//! matrix is this list; `--only NAME` checks one of them.
+//! matrix is this list; `--only NAME` checks one of them. Without `--only`, it also checks
+//! `examples/full` with no option feature and with each alone.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -153,11 +154,51 @@ pub fn matrix(flags: &flags::Matrix) -> Result {
         section(&format!("{name}: {}", defines.join(" ")));
         check(name, defines, database_url.as_deref())?;
     }
+    if flags.only.is_none() {
+        feature_subsets()?;
+    }
     println!(
         "{} combination(s) pass, in {:.0} s",
         selected.len(),
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Each option of `examples/full` is a Cargo feature: the service must build, tests included,
+/// with none of them and with each alone (with what it needs), as a team that turns one off
+/// in `Cargo.toml` would build it.
+fn feature_subsets() -> Result {
+    let manifest =
+        fs::read_to_string(root().join("examples/full/Cargo.toml")).map_err(|e| e.to_string())?;
+    let defaults: Vec<String> = manifest
+        .lines()
+        .find_map(|line| line.strip_prefix("default = ["))
+        .ok_or("examples/full/Cargo.toml has no default features")?
+        .trim_end_matches(']')
+        .split(',')
+        .map(|feature| feature.trim().trim_matches('"').to_owned())
+        .filter(|feature| !feature.is_empty())
+        .collect();
+    let subsets = std::iter::once(String::new()).chain(defaults);
+    for features in subsets {
+        let shown = if features.is_empty() {
+            "none"
+        } else {
+            &features
+        };
+        section(&format!("examples/full with features: {shown}"));
+        run(cargo().args([
+            "check",
+            "--quiet",
+            "--package",
+            "full-service",
+            "--all-targets",
+            "--no-default-features",
+            "--features",
+            &features,
+        ]))?;
+    }
     Ok(())
 }
 
@@ -206,5 +247,37 @@ mod tests {
         assert_eq!(covered, wanted);
         // Far fewer than every combination (3 × 2⁹ less the refused ones).
         assert!(chosen.len() < 20, "{}", chosen.len());
+    }
+
+    #[test]
+    fn the_options_are_the_templates_questions() {
+        let text = fs::read_to_string(root().join("cargo-generate.toml")).unwrap();
+        let questions: BTreeSet<(String, Vec<String>)> = text
+            .lines()
+            .skip_while(|line| line.trim() != "[placeholders]")
+            .skip(1)
+            .take_while(|line| !line.starts_with('['))
+            .filter_map(|line| {
+                let (name, rest) = line.split_once(" = ")?;
+                let answers = if rest.contains("type = \"bool\"") {
+                    vec!["true".to_owned(), "false".to_owned()]
+                } else {
+                    let choices = rest.split_once("choices = [")?.1.split_once(']')?.0;
+                    choices
+                        .split(',')
+                        .map(|choice| choice.trim().trim_matches('"').to_owned())
+                        .collect()
+                };
+                Some((name.trim().to_owned(), answers))
+            })
+            .collect();
+        let options: BTreeSet<(String, Vec<String>)> = OPTIONS
+            .iter()
+            .map(|(name, answers)| {
+                let answers = answers.iter().map(|answer| (*answer).to_owned()).collect();
+                ((*name).to_owned(), answers)
+            })
+            .collect();
+        assert_eq!(options, questions, "OPTIONS and cargo-generate.toml differ");
     }
 }

@@ -46,7 +46,12 @@ impl Provider {
     pub fn start(state: &Path) -> Result<Self> {
         let _ = fs::remove_dir_all(state);
         fs::create_dir_all(state).map_err(|e| e.to_string())?;
-        let issuer = launch(state, 0)?;
+        // Once seen: a provider that never wrote its keys nor its ready file in 15 s on a
+        // busy machine. A second attempt is cheap next to a failed suite.
+        let issuer = launch(state, 0).or_else(|first| {
+            eprintln!("{first}\ntrying once more");
+            launch(state, 0)
+        })?;
         Ok(Self {
             issuer,
             state: state.to_owned(),

@@ -5,7 +5,9 @@
 //! 1. `hooks/pre.rhai` records VERSION and the tag `vVERSION` as the template's revision;
 //! 2. the changelog's `## Unreleased` becomes `## VERSION (date)`, under a new empty one;
 //! 3. the examples are generated again (their `template-answers.toml` records the release);
-//! 4. all of it is committed as `Release VERSION` and tagged `vVERSION`.
+//! 4. all of it is committed as `Release VERSION` and tagged `vVERSION`;
+//! 5. a second commit records `vVERSION+main` again, for what is generated from the branch
+//!    until the next release (`cargo xtask upgrade` takes the release as its base).
 //!
 //! Then push both: `git push origin HEAD vVERSION`.
 
@@ -13,8 +15,8 @@ use std::fs;
 use std::path::Path;
 
 use crate::generate::generate_examples;
-use crate::shell::{Result, root};
-use crate::upgrade::git;
+use crate::shell::{Result, git, read, root};
+use crate::upgrade::BRANCH_SUFFIX;
 
 pub fn release(version: &str) -> Result {
     release_in(&root(), version, &today()?)
@@ -28,6 +30,20 @@ pub fn release_in(repo: &Path, version: &str, date: &str) -> Result {
         return Err(
             "the working tree has uncommitted changes: a release is made from a commit".into(),
         );
+    }
+    let tag = format!("v{version}");
+    if git(
+        repo,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/tags/{tag}"),
+        ],
+    )
+    .is_ok()
+    {
+        return Err(format!("the tag {tag} exists already"));
     }
     let hook_path = repo.join("hooks/pre.rhai");
     let hook = read(&hook_path)?;
@@ -50,27 +66,54 @@ pub fn release_in(repo: &Path, version: &str, date: &str) -> Result {
         );
     }
 
-    let hook = hook
-        .replace(
-            &format!("variable::set(\"template_version\", \"{current}\")"),
-            &format!("variable::set(\"template_version\", \"{version}\")"),
-        )
-        .replace(
-            &format!("variable::set(\"template_revision\", \"v{current}\")"),
-            &format!("variable::set(\"template_revision\", \"v{version}\")"),
-        );
-    fs::write(&hook_path, hook).map_err(|e| e.to_string())?;
+    let released = replace_once(
+        &hook,
+        &format!("variable::set(\"template_version\", \"{current}\")"),
+        &format!("variable::set(\"template_version\", \"{version}\")"),
+    )?;
+    let released = replace_once(
+        &released,
+        &revision_line(&format!("v{current}{BRANCH_SUFFIX}")),
+        &revision_line(&tag),
+    )?;
+    fs::write(&hook_path, &released).map_err(|e| e.to_string())?;
     let changelog = format!("{before}## Unreleased\n\n## {version} ({date})\n{unreleased}");
     fs::write(&changelog_path, changelog).map_err(|e| e.to_string())?;
+    commit_with_examples(repo, &format!("Release {version}"))?;
+    git(repo, &["tag", &tag])?;
+
+    let branch = replace_once(
+        &released,
+        &revision_line(&tag),
+        &revision_line(&format!("{tag}{BRANCH_SUFFIX}")),
+    )?;
+    fs::write(&hook_path, branch).map_err(|e| e.to_string())?;
+    commit_with_examples(
+        repo,
+        &format!("After {version}: generations from the branch record {tag}{BRANCH_SUFFIX}"),
+    )?;
+    println!("released {version}, tagged {tag}; push both: git push origin HEAD {tag}");
+    Ok(())
+}
+
+/// The line of `hooks/pre.rhai` that records `revision` when a generation names none.
+fn revision_line(revision: &str) -> String {
+    format!("variable::set(\"template_revision\", \"{revision}\")")
+}
+
+/// `text` with its one `from` replaced, or an error naming what is missing.
+fn replace_once(text: &str, from: &str, to: &str) -> Result<String> {
+    if text.matches(from).count() != 1 {
+        return Err(format!("hooks/pre.rhai does not hold `{from}` once"));
+    }
+    Ok(text.replacen(from, to, 1))
+}
+
+/// Generates the examples again and commits everything as `message`.
+fn commit_with_examples(repo: &Path, message: &str) -> Result {
     generate_examples(repo)?;
     git(repo, &["add", "--all"])?;
-    git(
-        repo,
-        &["commit", "--quiet", "-m", &format!("Release {version}")],
-    )?;
-    git(repo, &["tag", &format!("v{version}")])?;
-    println!("released {version}, tagged v{version}; push both: git push origin HEAD v{version}");
-    Ok(())
+    git(repo, &["commit", "--quiet", "-m", message]).map(drop)
 }
 
 fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
@@ -93,10 +136,6 @@ fn today() -> Result<String> {
         .output()
         .map_err(|e| format!("date: {e}"))?;
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
-fn read(path: &Path) -> Result<String> {
-    fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -63,43 +63,24 @@ fn liquid_markers(text: &str) -> usize {
     text.matches("{{").count() + text.matches("{%").count()
 }
 
-/// The lines (from 1) where a `{%` tag sits inside a function body. Strings, characters and
-/// comments are skipped; Liquid markers do not count as braces.
+/// The lines (from 1) where a `{%` tag sits inside a function body: the body is open at the
+/// start or at the end of the line. Braces are counted in the code only (`snippets::code_only`
+/// blanks strings, raw strings included, characters and comments), with Liquid's own markers
+/// blanked first.
 fn tags_in_function_bodies(text: &str) -> Vec<usize> {
+    let blanked: Vec<String> = text.lines().map(blank_liquid).collect();
+    let lines: Vec<&str> = blanked.iter().map(String::as_str).collect();
+    let code = crate::snippets::code_only(&lines);
     let mut found = Vec::new();
     // For each open brace: whether it opened a function body.
     let mut braces: Vec<bool> = Vec::new();
     let mut fn_pending = false;
-    let mut word = String::new();
-    for (number, line) in text.lines().enumerate() {
-        let chars: Vec<char> = line.chars().collect();
-        let mut i = 0;
-        let mut in_string = false;
-        while i < chars.len() {
-            let c = chars[i];
-            let next = chars.get(i + 1).copied();
-            if in_string {
-                match c {
-                    '\\' => i += 1,
-                    '"' => in_string = false,
-                    _ => {}
-                }
-                i += 1;
-                continue;
-            }
-            if c == '{' && matches!(next, Some('%' | '{')) {
-                if next == Some('%') && braces.iter().any(|&body| body) {
-                    found.push(number + 1);
-                }
-                // Skip the whole marker: its braces are Liquid's.
-                let close = if next == Some('%') { "%}" } else { "}}" };
-                let rest: String = chars[i..].iter().collect();
-                i += rest.find(close).map_or(chars.len(), |end| end + 2);
-                continue;
-            }
+    for (number, (raw, line)) in text.lines().zip(&code).enumerate() {
+        let in_body_before = braces.iter().any(|&body| body);
+        let mut word = String::new();
+        for c in line.chars().chain([' ']) {
             if c.is_alphanumeric() || c == '_' {
                 word.push(c);
-                i += 1;
                 continue;
             }
             if word == "fn" {
@@ -107,9 +88,6 @@ fn tags_in_function_bodies(text: &str) -> Vec<usize> {
             }
             word.clear();
             match c {
-                '/' if next == Some('/') => break,
-                '"' => in_string = true,
-                '\'' if chars.get(i + 2) == Some(&'\'') => i += 2,
                 '{' => {
                     braces.push(fn_pending);
                     fn_pending = false;
@@ -120,14 +98,34 @@ fn tags_in_function_bodies(text: &str) -> Vec<usize> {
                 ';' => fn_pending = false,
                 _ => {}
             }
-            i += 1;
         }
-        if word == "fn" {
-            fn_pending = true;
+        let in_body_after = braces.iter().any(|&body| body);
+        if raw.contains("{%") && (in_body_before || in_body_after) {
+            found.push(number + 1);
         }
-        word.clear();
     }
     found
+}
+
+/// `line` with every Liquid marker (`{{ ... }}`, `{% ... %}`) replaced by spaces.
+fn blank_liquid(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(start) = rest.find("{{").into_iter().chain(rest.find("{%")).min() {
+        out.push_str(&rest[..start]);
+        let close = if rest[start..].starts_with("{{") {
+            "}}"
+        } else {
+            "%}"
+        };
+        let end = rest[start..]
+            .find(close)
+            .map_or(rest.len(), |at| start + at + 2);
+        out.extend(rest[start..end].chars().map(|_| ' '));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -138,5 +136,9 @@ mod tests {
     fn tags_are_allowed_between_items_but_not_in_bodies() {
         let text = "{% if a -%}\npub mod a;\n{% endif -%}\nfn f() {\n    let x = \"{\";\n{% if b %}\n    g();\n{% endif %}\n}\nstruct S {\n{% if c %}\n    c: u8,\n{% endif %}\n}\n";
         assert_eq!(tags_in_function_bodies(text), [6, 8]);
+        // A string over several lines, and a raw string, holding braces: only code counts.
+        let strings =
+            "fn f() {\n    let s = \"}\n}\";\n    let r = r#\"}\"#;\n{% if b %}\n}\n{% if c %}\n";
+        assert_eq!(tags_in_function_bodies(strings), [5]);
     }
 }

@@ -59,7 +59,7 @@ fn dedent(lines: &[&str]) -> String {
 
 /// Each line's code with string and character literals and comments blanked out, so
 /// braces inside them do not count.
-fn code_only(lines: &[&str]) -> Vec<String> {
+pub(crate) fn code_only(lines: &[&str]) -> Vec<String> {
     let mut code = Vec::with_capacity(lines.len());
     let mut in_string: Option<usize> = None; // Some(hashes) inside a (raw) string
     for line in lines {

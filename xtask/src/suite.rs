@@ -5,7 +5,10 @@ use crate::generate::{Answers, check_examples};
 use crate::postgres::Postgres;
 use crate::provider::{self, Provider};
 use crate::shell::{Result, cargo, root, run, section};
-use crate::{book, fuzz, hooks, lint, reliability, rules, schemathesis, tools, upgrade};
+use crate::{
+    book, doc_commands, fuzz, hooks, image, lint, reliability, removal, rules, schemathesis, tools,
+    upgrade,
+};
 
 /// The whole suite, cheapest checks first.
 pub fn test() -> Result {
@@ -49,6 +52,12 @@ pub fn test() -> Result {
             .args(["test", "--locked", "--package", &package])
             .env("TEST_DATABASE_URL", &postgres.url))?;
     }
+    section("a team deletes the sample modules");
+    removal::check()?;
+    section("the container image's build steps, without Docker");
+    image::image_steps()?;
+    section("every documented command");
+    doc_commands::doc_commands()?;
     section("upgrading generated services");
     upgrade::check::check()?;
     section("fuzzing the bearer token path for 30 s");

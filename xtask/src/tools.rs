@@ -197,6 +197,32 @@ pub fn wrk() -> Result<PathBuf> {
     Ok(binary)
 }
 
+/// jq, which the documented commands use to read a token out of JSON. Installed from
+/// Debian's packages when missing, as root.
+pub fn jq() -> Result<PathBuf> {
+    let binary = PathBuf::from("jq");
+    let works = |binary: &PathBuf| Command::new(binary).arg("--version").output().is_ok();
+    if !works(&binary) {
+        apt_install("jq")?;
+    }
+    Ok(binary)
+}
+
+/// cargo-chef, at the release the generated Dockerfile installs, for running the image's
+/// build steps without Docker.
+pub fn cargo_chef(version: &str) -> Result<PathBuf> {
+    let root = tools_dir().join(format!("cargo-chef-{version}"));
+    let installed = root.join("bin/cargo-chef");
+    if !installed.exists() {
+        println!("installing cargo-chef {version} (about 3 minutes, once)");
+        run(Command::new(cargo_program())
+            .args(["install", "--locked", "--quiet", "--root"])
+            .arg(&root)
+            .arg(format!("cargo-chef@{version}")))?;
+    }
+    Ok(installed)
+}
+
 /// Installs a Debian package (as root), refreshing the package lists if the first try fails.
 pub fn apt_install(package: &str) -> Result {
     println!("installing {package} from Debian's packages");

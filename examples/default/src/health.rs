@@ -127,9 +127,10 @@ async fn checked(check: &(impl HealthCheck + ?Sized)) -> CheckResult {
     }
 }
 
-/// Remembers a check's result for a while, so frequent probes (several load balancers,
+/// Remembers a check's success for a while, so frequent probes (several load balancers,
 /// a kubelet) do not each reach the dependency: `Cached::new(check, ttl)`. Concurrent probes
-/// wait for the one in flight.
+/// wait for the one in flight. A failure is not remembered: the next probe checks again, so
+/// the service is ready as soon as the dependency is (at startup, once migrations are done).
 pub struct Cached<C> {
     check: C,
     ttl: Duration,
@@ -159,9 +160,9 @@ impl<C: HealthCheck> HealthCheck for Cached<C> {
             {
                 return result.clone();
             }
-            // Bounded here too, so a check that hangs is remembered as failed like any other.
+            // Bounded here too, so a check that hangs fails like any other.
             let result = checked(&self.check).await;
-            *last = Some((Instant::now(), result.clone()));
+            *last = result.is_ok().then(|| (Instant::now(), result.clone()));
             result
         })
     }

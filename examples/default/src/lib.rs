@@ -9,6 +9,7 @@
 pub mod api;
 #[cfg(feature = "auth")]
 pub mod auth;
+pub mod bunyan;
 pub mod client_ip;
 #[cfg(feature = "database")]
 pub mod db;

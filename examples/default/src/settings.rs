@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use config::{Config, Environment as EnvironmentSource, File};
 use ipnet::IpNet;
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 
 /// Everything the service reads from its environment.
 #[derive(Debug, Clone)]
@@ -72,9 +71,8 @@ pub struct ServerSettings {
 /// Log level, per-module filters and output format.
 #[derive(Debug, Clone)]
 pub struct LogSettings {
-    pub level: LevelFilter,
-    /// `RUST_LOG` directives, applied on top of `level`.
-    pub directives: Option<String>,
+    /// `LOG_LEVEL`, then the `RUST_LOG` directives: which events and spans are recorded.
+    pub filter: Targets,
     /// One bunyan JSON object per line instead of human-readable lines.
     pub json: bool,
 }
@@ -86,26 +84,21 @@ impl LogSettings {
         let level = values.with("LOG_LEVEL", LEVELS, "info", |value| {
             value.parse::<LevelFilter>().ok()
         })?;
-        let directives = values.get("RUST_LOG")?;
-        if let Some(directives) = &directives {
-            filter(level, Some(directives)).map_err(|_| SettingsError::Invalid {
-                variable: "RUST_LOG",
-                value: directives.clone(),
-                expected: "comma-separated directives such as `info,actix_server=warn`",
-            })?;
-        }
+        let filter = match values.get("RUST_LOG")? {
+            None => Targets::new().with_default(level),
+            Some(directives) => format!("{level},{directives}")
+                .parse::<Targets>()
+                .map_err(|_| SettingsError::Invalid {
+                    variable: "RUST_LOG",
+                    value: directives,
+                    expected: "comma-separated `target=level` directives such as `actix_server=warn,sqlx=debug`",
+                })?,
+        };
         let json_default = if production { "true" } else { "false" };
         Ok(Self {
-            level,
-            directives,
+            filter,
             json: values.boolean("LOG_JSON_OUTPUT", json_default)?,
         })
-    }
-
-    /// The filter the subscriber applies: `level`, then the `RUST_LOG` directives.
-    pub fn env_filter(&self) -> EnvFilter {
-        filter(self.level, self.directives.as_deref())
-            .expect("directives were validated when the settings were loaded")
     }
 }
 
@@ -301,17 +294,6 @@ fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-fn filter(
-    level: LevelFilter,
-    directives: Option<&str>,
-) -> Result<EnvFilter, impl std::error::Error> {
-    let directives = match directives {
-        Some(directives) => format!("{level},{directives}"),
-        None => level.to_string(),
-    };
-    EnvFilter::builder().parse(directives)
-}
-
 /// Reads `KEY=value` pairs from a dotenv file without touching the process environment.
 /// A missing file is fine; a malformed one is an error.
 fn dotenv_vars(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
@@ -437,7 +419,7 @@ pub(crate) mod tests {
         assert_eq!(settings.server.port, 8000);
         assert_eq!(settings.server.workers, None);
         assert_eq!(settings.server.drain_timeout, Duration::from_secs(30));
-        assert_eq!(settings.log.level, LevelFilter::INFO);
+        assert_eq!(settings.log.filter.default_level(), Some(LevelFilter::INFO));
         assert!(!settings.log.json);
     }
 
@@ -466,7 +448,10 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(settings.server.port, 9000);
         assert_eq!(settings.server.workers, NonZeroUsize::new(3));
-        assert_eq!(settings.log.level, LevelFilter::DEBUG);
+        assert_eq!(
+            settings.log.filter.default_level(),
+            Some(LevelFilter::DEBUG)
+        );
         assert!(settings.log.json);
     }
 
@@ -536,10 +521,19 @@ pub(crate) mod tests {
 
     #[test]
     fn rust_log_directives_refine_the_level() {
-        let settings = settings(&[("RUST_LOG", "actix_server=warn")]).unwrap();
+        let filter = settings(&[("RUST_LOG", "actix_server=warn,sqlx=debug")])
+            .unwrap()
+            .log
+            .filter;
+        assert!(filter.would_enable("actix_server::worker", &tracing::Level::WARN));
+        assert!(!filter.would_enable("actix_server::worker", &tracing::Level::INFO));
+        assert!(filter.would_enable("sqlx::query", &tracing::Level::DEBUG));
+        assert!(filter.would_enable("default_anything", &tracing::Level::INFO));
+        assert!(!filter.would_enable("default_anything", &tracing::Level::DEBUG));
+        // Span and field filters are not directives this service takes.
         assert_eq!(
-            settings.log.env_filter().to_string(),
-            "actix_server=warn,info"
+            invalid_variable(&[("RUST_LOG", "[HTTP request{request_id=abc}]=trace")]),
+            "RUST_LOG"
         );
     }
 

@@ -1,58 +1,74 @@
 //! Logging and tracing: one subscriber formats everything the process prints.
 //!
 //! `tracing` events, records from the `log` crate (actix-web's own server among them) and
-//! panics all go through the same layer: bunyan JSON lines when `LOG_JSON_OUTPUT` is on,
-//! human-readable lines otherwise.
+//! panics all go through the same layer: bunyan JSON lines ([`crate::bunyan`]) when
+//! `LOG_JSON_OUTPUT` is on, human-readable lines otherwise. A request is one line, written
+//! when its span closes, with every field the span gathered (status and elapsed time
+//! included).
+//!
+//! Lines are formatted on the thread that logs them and written by a thread of their own,
+//! many to a system call: a request does not wait for standard output. Nothing is dropped: when
+//! the writer falls [`QUEUED_LINES`] behind (whoever reads the output has stalled), logging
+//! waits for it, and the service slows down instead.
 
-use std::io::IsTerminal;
+use std::io::{BufWriter, IsTerminal};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{Error, HttpMessage};
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
-use tracing_bunyan_formatter::{BunyanFormattingLayer, JsonStorageLayer};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Registry, fmt};
 
+use crate::bunyan::Bunyan;
 use crate::client_ip::client_ip;
 use crate::request_id::RequestId;
 use crate::settings::LogSettings;
 
-/// The running telemetry: dropping it flushes what is still buffered (OpenTelemetry's
-/// spans), so `main` keeps it until it returns.
-#[must_use = "dropping it flushes and stops what telemetry still exports"]
+/// Lines formatted but not yet written, at most; about 2 MiB of JSON lines.
+pub const QUEUED_LINES: usize = 4096;
+
+/// The running telemetry: dropping it writes the lines still queued and flushes what else
+/// is buffered (OpenTelemetry's spans), so `main` keeps it until it returns.
+#[must_use = "dropping it flushes and stops what telemetry still writes and exports"]
 pub struct Telemetry {
+    _writer: WorkerGuard,
     #[cfg(feature = "otel")]
     _otel: crate::otel::Flush,
 }
 
 /// Installs the global subscriber, forwards `log` records to it and logs panics.
 pub fn init(settings: &LogSettings) -> Result<Telemetry, Box<dyn std::error::Error>> {
-    let subscriber = Registry::default().with(settings.env_filter());
+    let ansi = std::io::stdout().is_terminal();
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("log-writer")
+        .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
+    let subscriber = Registry::default().with(settings.filter.clone());
     #[cfg(feature = "otel")]
     let subscriber = subscriber.with(crate::otel::layer()?);
     if settings.json {
         subscriber
-            .with(JsonStorageLayer)
-            .with(BunyanFormattingLayer::new(
-                env!("CARGO_PKG_NAME").to_owned(),
-                std::io::stdout,
-            ))
+            .with(Bunyan::new(env!("CARGO_PKG_NAME"), writer))
             .try_init()?;
     } else {
         subscriber
             .with(
                 fmt::layer()
-                    .with_ansi(std::io::stdout().is_terminal())
+                    .with_writer(writer)
+                    .with_ansi(ansi)
                     .with_span_events(FmtSpan::CLOSE),
             )
             .try_init()?;
     }
     log_panics();
     Ok(Telemetry {
+        _writer: guard,
         #[cfg(feature = "otel")]
         _otel: crate::otel::Flush,
     })
@@ -85,35 +101,32 @@ pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        let user_agent = request
-            .headers()
-            .get(actix_web::http::header::USER_AGENT)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("");
-        let route = request.match_pattern().unwrap_or_else(|| "default".into());
+        // The field values are computed only when the span is enabled (`LOG_LEVEL` at `info`
+        // or finer, or OpenTelemetry on).
+        let extensions = request.extensions();
         let span = tracing::info_span!(
             "HTTP request",
             otel.name = tracing::field::Empty,
             http.method = %request.method(),
-            http.route = %route,
+            http.route = %request.match_pattern().as_deref().unwrap_or("default"),
             http.target = %request.path(),
             http.client_ip = client_ip(request).map(tracing::field::display),
-            http.user_agent = user_agent,
+            http.user_agent = request
+                .headers()
+                .get(actix_web::http::header::USER_AGENT)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or(""),
             http.status_code = tracing::field::Empty,
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
-            request_id = %request_id,
+            request_id = %extensions.get::<RequestId>().map(RequestId::as_str).unwrap_or_default(),
             trace_id = tracing::field::Empty,
             exception.message = tracing::field::Empty,
             exception.details = tracing::field::Empty,
         );
+        drop(extensions);
         #[cfg(feature = "otel")]
-        crate::otel::continue_trace(request, &route, &span);
+        crate::otel::continue_trace(request, &span);
         span
     }
 

@@ -40,8 +40,8 @@ pub struct Application {
 pub type Routes = fn(&mut web::ServiceConfig);
 
 /// The modules that serve routes under `/api/v1`, one line each. They share one scope and
-/// none owns the prefix, so their order does not matter.
-const API_V1: &[Routes] = &[
+/// none owns the prefix, so their order does not matter (a test mounts them in reverse).
+pub const API_V1: &[Routes] = &[
     #[cfg(feature = "auth")]
     crate::api::routes,
     #[cfg(feature = "database")]

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use full_service::bunyan::Bunyan;
 use full_service::telemetry;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -24,9 +25,8 @@ impl Write for Captured {
 fn a_panic_is_logged_as_an_error_in_the_log_format() {
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::registry().with(
-        tracing_bunyan_formatter::BunyanFormattingLayer::new("test".into(), move || writer.clone()),
-    );
+    let subscriber =
+        tracing_subscriber::registry().with(Bunyan::new("test", move || writer.clone()));
     telemetry::log_panics();
 
     tracing::subscriber::with_default(subscriber, || {

@@ -5,6 +5,7 @@
 //! Each optional part is a module behind the Cargo feature of the same name (see
 //! Cargo.toml), plugged into the rest with one `#[cfg(feature = "...")]` line per place.
 
+pub mod bunyan;
 pub mod client_ip;
 pub mod health;
 pub mod policies;

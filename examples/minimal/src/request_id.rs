@@ -20,8 +20,11 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 const MAX_LEN: usize = 128;
 
 /// The id of the request being served; a handler can take it from the request extensions.
+///
+/// Kept as the header value it travels in: an incoming id is shared with the request's
+/// headers, not copied, and the response header is a clone of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(String);
+pub struct RequestId(HeaderValue);
 
 impl RequestId {
     /// Keeps an incoming id made of 1 to 128 letters, digits, `-`, `_`, `.` or `:`;
@@ -32,22 +35,27 @@ impl RequestId {
         if bytes.is_empty() || bytes.len() > MAX_LEN || !bytes.iter().all(allowed) {
             return None;
         }
-        value.to_str().ok().map(|id| Self(id.to_owned()))
+        Some(Self(value.clone()))
     }
 
-    /// A fresh random id.
+    /// A fresh random id: a version 4 UUID.
     pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        let id = uuid::Uuid::new_v4().hyphenated();
+        let value = HeaderValue::from_str(id.encode_lower(&mut text))
+            .expect("a UUID is a valid header value");
+        Self(value)
     }
 
-    fn header_value(&self) -> HeaderValue {
-        HeaderValue::from_str(&self.0).expect("request ids are always valid header values")
+    /// The id; only the characters [`RequestId::from_header`] allows.
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
     }
 }
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -61,7 +69,7 @@ pub async fn propagate(
         .get(&REQUEST_ID_HEADER)
         .and_then(RequestId::from_header)
         .unwrap_or_else(RequestId::generate);
-    let header = id.header_value();
+    let header = id.0.clone();
     request.extensions_mut().insert(id);
     match next.call(request).await {
         Ok(mut response) => {
@@ -88,8 +96,8 @@ mod tests {
     #[test]
     fn well_formed_ids_are_kept() {
         assert_eq!(
-            parse("abc-123_x.y:z"),
-            Some(RequestId("abc-123_x.y:z".into()))
+            parse("abc-123_x.y:z").as_ref().map(RequestId::as_str),
+            Some("abc-123_x.y:z")
         );
         assert!(parse(&"a".repeat(MAX_LEN)).is_some());
     }

@@ -11,10 +11,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use aws_lc_rs::signature::{self, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, KeyOperations, PublicKeyUse,
 };
-use jsonwebtoken::{Algorithm, DecodingKey};
 use openidconnect::core::CoreProviderMetadata;
 use tokio::sync::Mutex;
 
@@ -30,10 +33,74 @@ pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 /// to the key that earned it: when the key changes or leaves, the verdict no longer holds.
 pub struct VerificationKey {
     pub kid: String,
-    pub decoding: DecodingKey,
     pub algorithm: Algorithm,
+    /// The public key, parsed (and checked: an RSA modulus of 2048 to 8192 bits, a point on
+    /// the curve) once, for its one algorithm.
+    public: ParsedPublicKey,
     /// The published key, to recognise it in the next key set.
     jwk: Jwk,
+}
+
+impl VerificationKey {
+    /// Whether `signature` signs `message` under this key, with its algorithm.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.public.verify_sig(message, signature).is_ok()
+    }
+}
+
+/// The public key of `jwk` for `algorithm`, in aws-lc-rs's form; `None` when the key is not
+/// one `algorithm` can use (a short RSA modulus, a point off the curve, a coordinate of the
+/// wrong length).
+fn public_key(jwk: &Jwk, algorithm: Algorithm) -> Option<ParsedPublicKey> {
+    let bytes = |text: &str| URL_SAFE_NO_PAD.decode(text).ok();
+    match (&jwk.algorithm, algorithm) {
+        (AlgorithmParameters::RSA(rsa), _) => {
+            let params: &'static RsaParameters = match algorithm {
+                Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+                Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+                Algorithm::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+                Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+                Algorithm::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+                Algorithm::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+                _ => return None,
+            };
+            let (n, e) = (bytes(&rsa.n)?, bytes(&rsa.e)?);
+            let unsigned = |value: &[u8]| -> Vec<u8> {
+                value
+                    .iter()
+                    .copied()
+                    .skip_while(|byte| *byte == 0)
+                    .collect()
+            };
+            let components = RsaPublicKeyComponents {
+                n: unsigned(&n),
+                e: unsigned(&e),
+            };
+            // RFC 8725 §3.5, NIST SP 800-131A: 2048 bits at least; 8192 at most.
+            if !(256..=1024).contains(&components.n.len()) {
+                return None;
+            }
+            components.to_parsed_public_key(params).ok()
+        }
+        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256 | Algorithm::ES384) => {
+            let (verification, size): (&'static signature::EcdsaVerificationAlgorithm, usize) =
+                match algorithm {
+                    Algorithm::ES256 => (&signature::ECDSA_P256_SHA256_FIXED, 32),
+                    _ => (&signature::ECDSA_P384_SHA384_FIXED, 48),
+                };
+            let (x, y) = (bytes(&ec.x)?, bytes(&ec.y)?);
+            if x.len() != size || y.len() != size {
+                return None;
+            }
+            // SEC 1 §2.3.3: an uncompressed point.
+            let point = [&[4][..], &x, &y].concat();
+            ParsedPublicKey::new(verification, point).ok()
+        }
+        (AlgorithmParameters::OctetKeyPair(okp), Algorithm::EdDSA) => {
+            ParsedPublicKey::new(&signature::ED25519, bytes(&okp.x)?).ok()
+        }
+        _ => None,
+    }
 }
 
 /// The keys in use, by `kid`.
@@ -347,11 +414,11 @@ impl KeyStore {
         if !self.allowed.contains(&algorithm) {
             return None;
         }
-        let decoding = DecodingKey::from_jwk(jwk).ok()?;
+        let public = public_key(jwk, algorithm)?;
         Some(Arc::new(VerificationKey {
             kid,
-            decoding,
             algorithm,
+            public,
             jwk: jwk.clone(),
         }))
     }
@@ -567,6 +634,27 @@ mod tests {
     }
 
     #[test]
+    fn a_key_that_cannot_verify_is_not_used() {
+        use serde_json::json;
+        for broken in [
+            // RFC 7515 appendix A.3's x with another y: a point off the curve.
+            json!({ "y": "AAAAzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" }),
+            // A coordinate one byte short.
+            json!({ "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVQ" }),
+            json!({ "x": "not base64url!" }),
+        ] {
+            assert_eq!(algorithm_of(&ec_key(broken.clone())), None, "{broken}");
+        }
+        // RSA with a 1024-bit modulus: too short.
+        let short: Jwk = serde_json::from_value(json!({
+            "kty": "RSA", "kid": "short", "e": "AQAB",
+            "n": "w8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8PDw8M"
+        }))
+        .unwrap();
+        assert_eq!(algorithm_of(&short), None);
+    }
+
+    #[test]
     fn an_rsa_encryption_key_never_verifies() {
         let rsa = |alg: &str| -> Jwk {
             serde_json::from_value(serde_json::json!({
@@ -617,9 +705,11 @@ mod tests {
             "the same key keeps its identity"
         );
 
-        // Another public key under the same kid (RFC 7515 appendix A.3's x, another y).
-        let replaced =
-            ec_key(serde_json::json!({ "y": "AAAAzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" }));
+        // Another public key under the same kid (RFC 7517 appendix A.1's).
+        let replaced = ec_key(serde_json::json!({
+            "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+            "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM",
+        }));
         store.replace(&[replaced]);
         let set = store.current().unwrap();
         assert!(

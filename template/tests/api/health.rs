@@ -99,6 +99,7 @@ async fn a_cached_check_answers_frequent_probes_from_one_result() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = Counted {
         calls: Arc::clone(&calls),
+        failures: 0,
     };
     app.readiness
         .register(Cached::new(counted, Duration::from_millis(500)));
@@ -118,9 +119,32 @@ async fn a_cached_check_answers_frequent_probes_from_one_result() {
     );
 }
 
-/// Counts how often it is asked.
+#[tokio::test]
+async fn a_failed_check_is_asked_again_at_the_next_probe() {
+    let app = spawn_app().await;
+    app.wait_until_ready().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let starting = Counted {
+        calls: Arc::clone(&calls),
+        failures: 2,
+    };
+    app.readiness
+        .register(Cached::new(starting, Duration::from_secs(60)));
+
+    // A dependency still starting: each probe asks again, and the first success counts.
+    assert_eq!(app.get("/health/readiness").await.status(), 503);
+    assert_eq!(app.get("/health/readiness").await.status(), 503);
+    assert_eq!(app.get("/health/readiness").await.status(), 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // The success is remembered.
+    assert_eq!(app.get("/health/readiness").await.status(), 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+/// Counts how often it is asked; fails the first `failures` times.
 struct Counted {
     calls: Arc<AtomicUsize>,
+    failures: usize,
 }
 
 impl HealthCheck for Counted {
@@ -129,8 +153,13 @@ impl HealthCheck for Counted {
     }
 
     fn check(&self) -> std::pin::Pin<Box<dyn Future<Output = CheckResult> + Send + '_>> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        Box::pin(std::future::ready(Ok(())))
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        let result = if call < self.failures {
+            Err("starting".to_owned())
+        } else {
+            Ok(())
+        };
+        Box::pin(std::future::ready(result))
     }
 }
 

@@ -141,21 +141,26 @@ impl Report {
         );
         let _ = writeln!(
             md,
-            "\nEach row: a new server process (`WORKERS={WORKERS}`), 2 s of warm-up, then \
-             {} s of `wrk --threads {WRK_THREADS} --connections {WRK_CONNECTIONS}` on the same \
-             2 cores. The service runs with production settings (JSON logs at `info`, written \
-             to `/dev/null`). Server CPU per request is the server process's own user and system \
-             time over the run divided by the requests it answered (10 ms resolution), which \
-             leaves out what wrk costs.",
+            "\nEach row: a new server process (`WORKERS={WORKERS}` unless the route says \
+             otherwise), 2 s of warm-up, then {} s of `wrk --threads {WRK_THREADS} --connections \
+             {WRK_CONNECTIONS}` on the same 2 cores. The service runs with production settings: \
+             JSON logs at `info` (unless the route says otherwise) into a pipe that the benchmark \
+             reads, as a container runtime reads them, and metrics on. Server CPU per request is \
+             the server process's own user and system time over the run divided by the requests \
+             it answered (10 ms resolution), which leaves out what wrk costs. Allocations per \
+             request: malloc, calloc, realloc and aligned allocations of another server process, \
+             counted by a preloaded library over 2 s of one connection after 1 s of warm-up.",
             self.seconds
         );
         md.push_str(
-            "\n| Route | Server | Requests/s | × floor | Server CPU per request | p50 | p99 | Errors | Peak RSS |\n\
-             | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+            "\n| Route | Server | Requests/s | × floor | Server CPU per request | Allocations per request | p50 | p99 | Errors | Peak RSS |\n\
+             | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         );
         for scenario in Scenario::ALL {
             let floor = self.floor(scenario);
-            if let Some(floor) = floor.filter(|_| scenario != Scenario::UsersMe) {
+            if scenario.floor_runs()
+                && let Some(floor) = floor
+            {
                 let _ = writeln!(md, "{}", row(scenario.title(), "floor", floor, Some(floor)));
             }
             if let Some(service) = self.service(scenario) {
@@ -197,33 +202,37 @@ impl Report {
         }
         md.push_str("\nTargets:\n\n| Target | Measured | Met |\n| --- | --- | --- |\n");
         let rps = |m: Option<&Measured>| m.map_or(0.0, |m| m.per_second);
-        let peak = self.service.iter().map(|m| m.peak_rss).max().unwrap_or(0);
         let service = |s| rps(self.service(s));
         let floor = |s| rps(self.floor(s));
         let targets = [
             (
-                "liveness, JSON logs on ≥ 0.5 × the floor's liveness".to_owned(),
+                "liveness, JSON logs at `info` into a pipe ≥ 0.5 × the floor's liveness",
                 service(Scenario::Liveness) / floor(Scenario::Liveness),
                 0.5,
             ),
             (
-                "protected, RS256, repeated token ≥ 0.8 × the service's liveness".to_owned(),
-                service(Scenario::Rs256Repeated) / service(Scenario::Liveness),
-                0.8,
+                "liveness, logs at `warn` ≥ 0.7 × the floor's liveness",
+                service(Scenario::LivenessQuiet) / floor(Scenario::Liveness),
+                0.7,
             ),
             (
-                "protected, ES256, repeated token ≥ 0.8 × the service's liveness".to_owned(),
-                service(Scenario::Es256Repeated) / service(Scenario::Liveness),
-                0.8,
-            ),
-            (
-                "protected, RS256, fresh tokens ≥ 0.9 × the floor's".to_owned(),
+                "protected, RS256, fresh tokens ≥ 0.9 × the floor's",
                 service(Scenario::Rs256Fresh) / floor(Scenario::Rs256Fresh),
                 0.9,
             ),
             (
-                "protected, ES256, fresh tokens ≥ 0.9 × the floor's".to_owned(),
+                "protected, ES256, fresh tokens ≥ 0.9 × the floor's",
                 service(Scenario::Es256Fresh) / floor(Scenario::Es256Fresh),
+                0.9,
+            ),
+            (
+                "protected, RS256, repeated token ≥ 0.9 × the service's liveness",
+                service(Scenario::Rs256Repeated) / service(Scenario::Liveness),
+                0.9,
+            ),
+            (
+                "protected, ES256, repeated token ≥ 0.9 × the service's liveness",
+                service(Scenario::Es256Repeated) / service(Scenario::Liveness),
                 0.9,
             ),
         ];
@@ -234,11 +243,18 @@ impl Report {
                 if ratio >= target { "yes" } else { "**no**" }
             );
         }
+        // Under the fresh-token load, with the token cache at its default size.
+        let peak = [Scenario::Rs256Fresh, Scenario::Es256Fresh]
+            .into_iter()
+            .filter_map(|s| self.service(s))
+            .map(|m| m.peak_rss)
+            .max()
+            .unwrap_or(0);
         let _ = writeln!(
             md,
-            "| peak RSS under load ≤ 32 MiB with `WORKERS=2` | {:.1} MiB | {} |",
+            "| peak RSS under the fresh-token load ≤ 24 MiB with `WORKERS={WORKERS}` | {:.1} MiB | {} |",
             mib(peak),
-            if peak <= 32 * 1024 * 1024 {
+            if peak <= 24 * 1024 * 1024 {
                 "yes"
             } else {
                 "**no**"
@@ -253,9 +269,12 @@ fn row(title: &str, server: &str, measured: &Measured, floor: Option<&Measured>)
         format!("{:.2}", measured.per_second / floor.per_second)
     });
     format!(
-        "| {title} | {server} | {:.0} | {ratio} | {:.1} µs | {:.2} ms | {:.2} ms | {} | {:.1} MiB |",
+        "| {title} | {server} | {:.0} | {ratio} | {:.1} µs | {} | {:.2} ms | {:.2} ms | {} | {:.1} MiB |",
         measured.per_second,
         micros(measured.cpu_per_request),
+        measured
+            .allocations
+            .map_or("".to_owned(), |count| format!("{count:.1}")),
         millis(measured.p50),
         millis(measured.p99),
         measured.errors,

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::tokens::client_credentials;
-use super::{AUDIENCE, Scenario, Target, Tokens, mib, micros, millis};
+use super::{AUDIENCE, Scenario, Server, Target, Tokens, mib, micros, millis};
 use crate::http::{self, json_string};
 use crate::shell::{Result, root};
 
@@ -39,16 +39,20 @@ pub struct Measured {
     pub ready_after: Duration,
     /// The server's own CPU time per request (user and system), whatever core it ran on.
     pub cpu_per_request: Duration,
+    /// Heap allocations per request (malloc, calloc, realloc), when they were counted.
+    pub allocations: Option<f64>,
 }
 
 impl Measured {
     /// One line for the terminal.
     pub fn line(&self) -> String {
         format!(
-            "{:<16} {:>9.0} req/s  CPU {:>5.1} µs/req  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}  peak RSS {:.1} MiB  ready after {:.0} ms{}",
+            "{:<18} {:>9.0} req/s  CPU {:>5.1} µs/req  allocations {:>6}  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}  peak RSS {:.1} MiB  ready after {:.0} ms{}",
             format!("{:?}", self.scenario),
             self.per_second,
             micros(self.cpu_per_request),
+            self.allocations
+                .map_or("-".to_owned(), |count| format!("{count:.1}")),
             millis(self.p50),
             millis(self.p99),
             self.errors,
@@ -71,26 +75,8 @@ pub fn measure(
     load: &Load,
     fresh: Option<&Tokens>,
 ) -> Result<Measured> {
-    let mut server = target.start()?;
-    let bearer = match scenario {
-        Scenario::Liveness => None,
-        _ => Some(format!("Bearer {}", load.token(scenario)?)),
-    };
-    if scenario == Scenario::UsersMe {
-        let bearer = bearer.as_deref().unwrap_or_default();
-        let (status, body) = http::request(
-            "PUT",
-            &format!("{}/api/v1/users/me", server.address),
-            &[
-                ("Authorization", bearer),
-                ("Content-Type", "application/json"),
-            ],
-            r#"{"display_name":"Bench","email":"bench@example.test"}"#,
-        )?;
-        if !(200..300).contains(&status) {
-            return Err(format!("PUT /api/v1/users/me answered {status}: {body}"));
-        }
-    }
+    let mut server = target.start_with(&scenario.overrides())?;
+    let bearer = prepare(&server, scenario, load)?;
     // Warm up (connections, allocator, the repeated token's cache entry) on the same route
     // with the repeated token: the fresh tokens stay unseen.
     let url = format!("{}{}", server.address, scenario.path());
@@ -113,6 +99,31 @@ pub fn measure(
         ));
     }
     Ok(measured)
+}
+
+/// What a scenario needs before its load: the bearer header it sends (none on liveness),
+/// and for `/api/v1/users/me` the caller's profile.
+pub(super) fn prepare(server: &Server, scenario: Scenario, load: &Load) -> Result<Option<String>> {
+    let bearer = match scenario {
+        Scenario::Liveness | Scenario::LivenessQuiet | Scenario::LivenessOneWorker => None,
+        _ => Some(format!("Bearer {}", load.token(scenario)?)),
+    };
+    if scenario == Scenario::UsersMe {
+        let bearer = bearer.as_deref().unwrap_or_default();
+        let (status, body) = http::request(
+            "PUT",
+            &format!("{}/api/v1/users/me", server.address),
+            &[
+                ("Authorization", bearer),
+                ("Content-Type", "application/json"),
+            ],
+            r#"{"display_name":"Bench"}"#,
+        )?;
+        if !(200..300).contains(&status) {
+            return Err(format!("PUT /api/v1/users/me answered {status}: {body}"));
+        }
+    }
+    Ok(bearer)
 }
 
 impl Load {
@@ -147,15 +158,27 @@ impl Load {
         tokens: Option<&Path>,
         seconds: u32,
     ) -> Result<Measured> {
+        self.run_with(url, bearer, tokens, seconds, (WRK_THREADS, WRK_CONNECTIONS))
+    }
+
+    /// Like [`Load::run`], with `(threads, connections)` of wrk.
+    pub fn run_with(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        tokens: Option<&Path>,
+        seconds: u32,
+        (threads, connections): (u32, u32),
+    ) -> Result<Measured> {
         let mut command = Command::new(&self.wrk);
         command
-            .args(["--threads", &WRK_THREADS.to_string()])
-            .args(["--connections", &WRK_CONNECTIONS.to_string()])
+            .args(["--threads", &threads.to_string()])
+            .args(["--connections", &connections.to_string()])
             .args(["--duration", &format!("{seconds}s")])
             .args(["--timeout", "10s"])
             .arg("--script")
             .arg(&self.script)
-            .env("BENCH_THREADS", WRK_THREADS.to_string());
+            .env("BENCH_THREADS", threads.to_string());
         match tokens {
             Some(tokens) => {
                 command.env("BENCH_TOKENS", tokens);
@@ -201,6 +224,7 @@ impl Load {
             peak_rss: 0,
             ready_after: Duration::ZERO,
             cpu_per_request: Duration::ZERO,
+            allocations: None,
         })
     }
 }

@@ -1,7 +1,10 @@
 //! The servers under load: the bare actix-web floor or the default example, each a new
-//! process on a free loopback port, with what `/proc` says of its CPU time and memory.
+//! process on a free loopback port, with what `/proc` says of its CPU time and memory. A
+//! server's standard output goes into a pipe that this process reads, as a container
+//! runtime reads a service's logs in production.
 
 use std::fs;
+use std::io;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,8 +13,8 @@ use super::AUDIENCE;
 use crate::http;
 use crate::shell::Result;
 
-/// The actix-web workers each server runs.
-pub const WORKERS: &str = "2";
+/// The actix-web workers each server runs, unless a run says otherwise.
+pub const WORKERS: u32 = 2;
 
 /// The server a scenario runs against.
 pub enum Target {
@@ -27,9 +30,18 @@ pub enum Target {
         dir: PathBuf,
         /// Settings on top of the production ones.
         env: Vec<(&'static str, String)>,
-        /// Where its logs go; thrown away when `None`.
+        /// Where its logs are copied to, from the pipe; read and thrown away when `None`.
         log: Option<PathBuf>,
     },
+}
+
+/// What one run changes of a target's settings.
+#[derive(Default)]
+pub struct Overrides {
+    /// `WORKERS`, instead of [`WORKERS`].
+    pub workers: Option<u32>,
+    /// More environment, on top of the target's (`LOG_LEVEL`, `LD_PRELOAD`, ...).
+    pub env: Vec<(&'static str, String)>,
 }
 
 /// A server process; killed when dropped.
@@ -43,6 +55,10 @@ pub struct Server {
 
 impl Target {
     pub fn start(&self) -> Result<Server> {
+        self.start_with(&Overrides::default())
+    }
+
+    pub fn start_with(&self, overrides: &Overrides) -> Result<Server> {
         let port = http::free_port()?;
         let started = Instant::now();
         let (mut command, probe) = match self {
@@ -63,7 +79,7 @@ impl Target {
                 issuer,
                 dir,
                 env,
-                log,
+                log: _,
             } => {
                 let _ = fs::remove_file(dir.join("bench.db"));
                 let mut command = Command::new(binary);
@@ -81,23 +97,30 @@ impl Target {
                     .env("OIDC_AUDIENCE", AUDIENCE)
                     .env("DATABASE_URL", "sqlite:bench.db")
                     .envs(env.iter().map(|(name, value)| (name, value)));
-                if let Some(log) = log {
-                    let file = fs::File::create(log).map_err(|e| e.to_string())?;
-                    command.stdout(file);
-                }
                 (command, "/health/readiness")
             }
         };
-        if !matches!(self, Self::Service { log: Some(_), .. }) {
-            // Logs are written, as in production, and thrown away.
-            command.stdout(Stdio::null());
-        }
-        let child = command
+        let workers = overrides.workers.unwrap_or(WORKERS);
+        let mut child = command
+            .envs(overrides.env.iter().map(|(name, value)| (name, value)))
             .env("PORT", port.to_string())
-            .env("WORKERS", WORKERS)
+            .env("WORKERS", workers.to_string())
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start the server: {e}"))?;
+        // The other end of the pipe: read as fast as the server writes, kept only when asked.
+        let mut logs = child
+            .stdout
+            .take()
+            .ok_or("no pipe for the server's output")?;
+        let mut sink: Box<dyn io::Write + Send> = match self {
+            Self::Service { log: Some(log), .. } => {
+                Box::new(fs::File::create(log).map_err(|e| e.to_string())?)
+            }
+            _ => Box::new(io::sink()),
+        };
+        std::thread::spawn(move || io::copy(&mut logs, &mut sink));
         let address = format!("http://127.0.0.1:{port}");
         let mut server = Server {
             child,

@@ -6,17 +6,18 @@
 //!    tests pass.
 //! 2. Both sides change the same lines: the conflict is reported, marked, and the command
 //!    fails.
-//! 3. An answer turned on in `template-answers.toml`: the option arrives, and the tests pass.
-//! 4. A release records its version and tag in what it generates, and a service generated
-//!    at the tag upgrades from it.
+//! 3. An answer turned on in `template-answers.toml`: the option arrives, the tests pass,
+//!    and the next upgrade starts from the answers applied.
+//! 4. A release records its version and tag in what it generates; services generated at the
+//!    tag, and from the branch after it, upgrade to a later commit.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{ANSWERS, git, upgrade_from};
+use super::{ANSWERS, upgrade_from};
 use crate::flags::Upgrade;
 use crate::generate::{copy_template, generate_from};
-use crate::shell::{Result, cargo, root, run};
+use crate::shell::{Result, cargo, git, root, run};
 use crate::tools::CargoGenerate;
 use crate::tree::{Scratch, copy_tree};
 
@@ -37,11 +38,20 @@ pub fn check() -> Result {
 fn a_release_is_recorded_and_upgradable(scratch: &Scratch, repo: &Repo) -> Result {
     repo.git(&["checkout", "--quiet", "-B", "release-check"])?;
     crate::release::release_in(&repo.path, "99.0.0", "2026-11-30")?;
-    let answers = fs::read_to_string(repo.path.join("examples/default").join(ANSWERS))
+    let examples_record = |revision: &str| -> Result<bool> {
+        let answers = repo.git(&["show", &format!("{revision}:examples/default/{ANSWERS}")])?;
+        Ok(answers.contains("version = \"99.0.0\"")
+            && answers.contains(&format!("revision = \"{revision}\"")))
+    };
+    expect(
+        examples_record("v99.0.0")?,
+        "the examples at the tag record the release",
+    )?;
+    let on_branch = fs::read_to_string(repo.path.join("examples/default").join(ANSWERS))
         .map_err(|e| e.to_string())?;
     expect(
-        answers.contains("version = \"99.0.0\"") && answers.contains("revision = \"v99.0.0\""),
-        "the examples record the release",
+        on_branch.contains("revision = \"v99.0.0+main\""),
+        "after the release, the branch's examples record the release with +main",
     )?;
     let changelog =
         fs::read_to_string(repo.path.join("CHANGELOG.md")).map_err(|e| e.to_string())?;
@@ -49,18 +59,36 @@ fn a_release_is_recorded_and_upgradable(scratch: &Scratch, repo: &Repo) -> Resul
         changelog.contains("## 99.0.0 (2026-11-30)"),
         "the changelog names the release",
     )?;
-    let service = Service::generate_recording(scratch, repo, "v99.0.0", "released", None)?;
+    let released = Service::generate_recording(scratch, repo, "v99.0.0", "released", None)?;
     expect(
-        service.read(ANSWERS)?.contains("revision = \"v99.0.0\""),
+        released.read(ANSWERS)?.contains("revision = \"v99.0.0\""),
         "a service generated at the tag records it",
     )?;
-    let dry_run = Upgrade {
-        service: service.path.clone(),
-        to: Some("v99.0.0".into()),
-        dry_run: true,
-    };
-    upgrade_from(&repo.path, &dry_run)?;
-    println!("release: the version and tag are recorded, and a service upgrades from the tag");
+    let branch = Service::generate_recording(scratch, repo, "HEAD", "branch", None)?;
+    repo.edit(
+        "template/.env.example",
+        "CONFIG_DIR=config\n",
+        "CONFIG_DIR=config\n# After the release.\n",
+    )?;
+    let later = repo.commit("a change after the release")?;
+    for service in [&released, &branch] {
+        service.upgrade(repo, &later)?;
+        expect(
+            service
+                .read(".env.example")?
+                .contains("# After the release."),
+            "the change after the release arrives",
+        )?;
+        expect(
+            service
+                .read(ANSWERS)?
+                .contains(&format!("revision = \"{later}\"")),
+            "the later commit is recorded",
+        )?;
+    }
+    println!(
+        "release: the version and tag are recorded; services from the tag and from the branch upgrade"
+    );
     Ok(())
 }
 
@@ -156,7 +184,7 @@ fn both_change_the_same_lines(scratch: &Scratch, repo: &Repo, at: &str) -> Resul
 
     let message = outcome.err().ok_or("a conflicting upgrade succeeded")?;
     expect(
-        message.contains("1 file(s) conflict"),
+        message.contains("1 file(s) to resolve"),
         &format!("the conflict is reported: {message}"),
     )?;
     let env = service.read(".env.example")?;
@@ -172,7 +200,7 @@ fn both_change_the_same_lines(scratch: &Scratch, repo: &Repo, at: &str) -> Resul
 
 fn an_answer_turns_an_option_on(scratch: &Scratch, repo: &Repo, at: &str) -> Result {
     let service = Service::generate(scratch, repo, at, "answer")?;
-    service.edit(ANSWERS, "metrics = false", "metrics = true")?;
+    service.answer("metrics = false", "metrics = true")?;
     service.commit("metrics, please")?;
 
     service.upgrade(repo, at)?;
@@ -191,8 +219,34 @@ fn an_answer_turns_an_option_on(scratch: &Scratch, repo: &Repo, at: &str) -> Res
         service.read("src/lib.rs")?.contains("pub mod metrics;"),
         "its module line",
     )?;
+    let answers = service.read(ANSWERS)?;
+    let applied = answers.split("[applied]").nth(1).unwrap_or_default();
+    expect(
+        applied.contains("metrics = true"),
+        "the answer is recorded as applied",
+    )?;
     service.test()?;
-    println!("upgrade: an answer changed in {ANSWERS} brings its option, and the tests pass");
+    service.commit("metrics")?;
+
+    // The next upgrade starts from what was applied: the metrics files are the template's,
+    // not the team's, so the template's change to them arrives without a conflict.
+    repo.checkout(at)?;
+    repo.edit(
+        "template/src/metrics.rs",
+        "/// Histogram samples are folded in this often",
+        "/// Histogram samples are folded in this often (changed by the upgrade check)",
+    )?;
+    let later = repo.commit("a change to the metrics module")?;
+    service.upgrade(repo, &later)?;
+    expect(
+        service
+            .read("src/metrics.rs")?
+            .contains("(changed by the upgrade check)"),
+        "the template's change to the option's file arrived",
+    )?;
+    println!(
+        "upgrade: an answer changed in {ANSWERS} brings its option, the tests pass, and the next upgrade starts from it"
+    );
     Ok(())
 }
 
@@ -322,7 +376,7 @@ impl Service {
         let flags = Upgrade {
             service: self.path.clone(),
             to: Some(to.to_owned()),
-            dry_run: false,
+            ..Upgrade::default()
         };
         upgrade_from(&repo.path, &flags)
     }
@@ -354,6 +408,20 @@ impl Service {
 
     fn edit(&self, path: &str, from: &str, to: &str) -> Result {
         edit(&self.path.join(path), from, to)
+    }
+
+    /// Changes an answer under `[values]`, as a team would (`[applied]` is the command's).
+    fn answer(&self, from: &str, to: &str) -> Result {
+        let text = self.read(ANSWERS)?;
+        // The table's header line: the file's opening comment names the table too.
+        let (values, applied) = text
+            .split_once("\n[applied]\n")
+            .ok_or("no [applied] table in the answers")?;
+        if values.matches(from).count() != 1 {
+            return Err(format!("{ANSWERS}: {from:?} is not under [values] once"));
+        }
+        let values = values.replacen(from, to, 1);
+        self.write(ANSWERS, &format!("{values}\n[applied]\n{applied}"))
     }
 }
 

@@ -8,12 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use super::error::AuthError;
 
-/// Every claim of an access token. Registered claims have their own fields; anything else
-/// is kept in `extra`.
+/// The claims of an access token that the service reads, each a field. Any other claim
+/// (`tenant`, `groups`, ...) is read on demand with [`AccessToken::claim`]: the token is
+/// parsed once, into these fields, and other claims cost nothing until a handler asks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
-    // `iss`, `sub` and `exp` are required by the validator, which names a missing one;
-    // the defaults only let it get that far.
+    // `iss`, `sub` and `exp` are required by the validator, which names a missing (or empty)
+    // one; the defaults only let it get that far.
     /// Issuer; checked to equal the configured provider's issuer exactly.
     #[serde(default)]
     pub iss: String,
@@ -24,7 +25,7 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<OneOrMany>,
     /// Expiry, seconds since the epoch.
-    #[serde(default)]
+    #[serde(default = "absent")]
     pub exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
@@ -75,9 +76,20 @@ pub struct Claims {
     /// `OIDC_REALM_ROLES=true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<Vec<String>>,
-    /// Every other claim.
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// ID tokens' hash of the access token (OIDC Core §3.1.3.6): its presence marks an ID
+    /// token, which the validator refuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_hash: Option<String>,
+    /// ID tokens' hash of the authorization code: likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c_hash: Option<String>,
+}
+
+/// The `exp` of a token without one, which the validator refuses as a missing claim.
+pub(crate) const ABSENT: i64 = i64::MIN;
+
+fn absent() -> i64 {
+    ABSENT
 }
 
 /// `true`, `false`, `"true"` or `"false"`.
@@ -142,13 +154,16 @@ pub struct AccessToken(Arc<Verified>);
 #[derive(Debug)]
 struct Verified {
     claims: Claims,
+    /// The claims as the provider signed them (JSON), for [`AccessToken::claim`].
+    payload: Box<[u8]>,
     scopes: BTreeSet<String>,
     roles: BTreeSet<String>,
 }
 
 impl AccessToken {
-    /// Wraps verified claims, taking the caller's roles from `roles`.
-    pub(crate) fn new(claims: Claims, roles: &RoleSources) -> Self {
+    /// Wraps verified claims and the JSON they were read from, taking the caller's roles
+    /// from `roles`.
+    pub(crate) fn new(claims: Claims, payload: Vec<u8>, roles: &RoleSources) -> Self {
         let mut scopes = BTreeSet::new();
         if let Some(scope) = &claims.scope {
             scopes.extend(scope.split_whitespace().map(str::to_owned));
@@ -177,9 +192,24 @@ impl AccessToken {
         }
         Self(Arc::new(Verified {
             claims,
+            payload: payload.into_boxed_slice(),
             scopes,
             roles,
         }))
+    }
+
+    /// A claim without a field in [`Claims`], such as `tenant` or `groups`, as `T`; `None`
+    /// when the token lacks it or it is not a `T`. Parsed from the signed token at each call.
+    pub fn claim<T: serde::de::DeserializeOwned>(&self, name: &str) -> Option<T> {
+        let mut claims: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&self.0.payload).ok()?;
+        serde_json::from_value(claims.remove(name)?).ok()
+    }
+
+    /// The size of the token's claims as JSON, in bytes: what the verified-token cache
+    /// weighs it by.
+    pub(crate) fn payload_len(&self) -> usize {
+        self.0.payload.len()
     }
 
     /// Scopes from `scope` and `scp`.
@@ -252,7 +282,8 @@ mod tests {
         base.as_object_mut()
             .unwrap()
             .extend(claims.as_object().unwrap().clone());
-        AccessToken::new(serde_json::from_value(base).unwrap(), sources)
+        let payload = serde_json::to_vec(&base).unwrap();
+        AccessToken::new(serde_json::from_value(base).unwrap(), payload, sources)
     }
 
     fn client(client_id: &str, realm_roles: bool) -> RoleSources {
@@ -321,12 +352,16 @@ mod tests {
     }
 
     #[test]
-    fn unknown_claims_are_kept() {
+    fn other_claims_are_read_on_demand() {
         let token = token(
-            serde_json::json!({ "tenant": "acme" }),
+            serde_json::json!({ "tenant": "acme", "groups": ["a", "b"], "level": 3 }),
             &RoleSources::default(),
         );
-        assert_eq!(token.extra["tenant"], "acme");
+        assert_eq!(token.claim::<String>("tenant").as_deref(), Some("acme"));
+        assert_eq!(token.claim::<Vec<String>>("groups").unwrap(), ["a", "b"]);
+        assert_eq!(token.claim::<u8>("level"), Some(3));
+        assert_eq!(token.claim::<String>("level"), None, "not a string");
+        assert_eq!(token.claim::<String>("absent"), None);
     }
 
     #[test]

@@ -1,22 +1,24 @@
 //! Token validation: the one place that decides whether a bearer token is accepted.
 //!
-//! The algorithm comes from the key (and the allow-list), never from the token header
-//! alone; `none` and HMAC are refused; `iss` must match exactly, `aud` must contain the
-//! configured audience, `exp` is required, `nbf` and `iat` are checked with a small leeway,
-//! and a token must be an access token (not an ID token or another kind of JWT).
-//! A verified token is remembered, keyed by its SHA-256, until it expires and only while the
-//! key that verified it is still the provider's, so a client that sends it again skips the
-//! signature check.
+//! The token is a compact JWS (RFC 7515 §7.1): three parts, split once and decoded once. The
+//! algorithm comes from the key (and the allow-list), never from the token header alone;
+//! `none` and HMAC are refused. The signature is checked with aws-lc-rs against the key as
+//! parsed when it was fetched. Then the claims, parsed once: `iss` must match exactly, `aud`
+//! must contain the configured audience, `exp` is required, `nbf` and `iat` are checked with
+//! a small leeway, and a token must be an access token (not an ID token or another kind of
+//! JWT). A verified token may be remembered (`cache.rs`), so a client that sends it again
+//! skips the signature check.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Header, Validation};
-use moka::sync::Cache;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Header};
 
-use super::claims::{AccessToken, Claims, RoleSources};
+use super::cache::{CacheUsage, TokenCache, Verdict};
+use super::claims::{ABSENT, AccessToken, Claims, RoleSources};
 use super::error::{AuthError, Rejection};
 use super::keys::{KeySet, KeyStore, Trigger, VerificationKey};
 use super::settings::AuthSettings;
@@ -26,33 +28,48 @@ pub struct TokenValidator {
     keys: Arc<KeyStore>,
     roles: RoleSources,
     allowed_clients: Option<Vec<String>>,
-    /// The claim checks for each accepted algorithm, built once (jsonwebtoken ties a
-    /// `Validation` to one algorithm family).
-    validations: Vec<(Algorithm, Validation)>,
+    algorithms: Vec<Algorithm>,
+    issuer: String,
+    audience: Option<String>,
     require_at_jwt: bool,
     leeway: Duration,
     max_token_bytes: usize,
-    verified: Option<Cache<[u8; 32], Verified>>,
+    cache: Option<TokenCache>,
     rejections: SampledLog,
 }
 
-/// A cached verdict: the token's claims and the key that verified its signature.
-#[derive(Clone)]
-struct Verified {
-    token: AccessToken,
-    key: Arc<VerificationKey>,
-    /// Whether the token named its key (`kid`) or was verified by the set's only key.
-    by_kid: bool,
+/// A compact JWS split into its three parts, its header decoded.
+struct Jws<'a> {
+    header: Header,
+    /// `header.payload`, as signed.
+    signing_input: &'a str,
+    payload: &'a str,
+    signature: &'a str,
+}
+
+impl<'a> Jws<'a> {
+    fn parse(token: &'a str) -> Result<Self, Rejection> {
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(Rejection::Malformed)?;
+        let (header, payload) = signing_input.split_once('.').ok_or(Rejection::Malformed)?;
+        if payload.contains('.') {
+            return Err(Rejection::Malformed);
+        }
+        let header = URL_SAFE_NO_PAD
+            .decode(header)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .ok_or(Rejection::Malformed)?;
+        Ok(Self {
+            header,
+            signing_input,
+            payload,
+            signature,
+        })
+    }
 }
 
 impl TokenValidator {
     pub fn new(settings: &AuthSettings, keys: Arc<KeyStore>, issuer: String) -> Arc<Self> {
-        let verified = (settings.token_cache_size > 0).then(|| {
-            Cache::builder()
-                .max_capacity(settings.token_cache_size)
-                .expire_after(UntilExpiry)
-                .build()
-        });
         Arc::new(Self {
             keys,
             roles: RoleSources {
@@ -60,15 +77,13 @@ impl TokenValidator {
                 realm_roles: settings.realm_roles,
             },
             allowed_clients: settings.allowed_clients.clone(),
-            validations: settings
-                .algorithms
-                .iter()
-                .map(|algorithm| (*algorithm, validation(*algorithm, settings, &issuer)))
-                .collect(),
+            algorithms: settings.algorithms.clone(),
+            issuer,
+            audience: settings.audience.clone(),
             require_at_jwt: settings.require_at_jwt,
             leeway: settings.leeway,
             max_token_bytes: settings.max_token_bytes,
-            verified,
+            cache: TokenCache::new(settings.token_cache_bytes),
             rejections: SampledLog::default(),
         })
     }
@@ -97,15 +112,20 @@ impl TokenValidator {
         result
     }
 
+    /// How full the verified-token cache is; `None` when it is disabled.
+    pub fn cache_usage(&self) -> Option<CacheUsage> {
+        self.cache.as_ref().map(TokenCache::usage)
+    }
+
     async fn check(&self, token: &str) -> Result<AccessToken, AuthError> {
         if token.len() > self.max_token_bytes {
             return Err(AuthError::InvalidToken(Rejection::TooLarge));
         }
-        if !is_token68(token) {
-            return Err(AuthError::InvalidToken(Rejection::Malformed));
-        }
-        let fingerprint = self.verified.as_ref().map(|_| fingerprint(token));
-        if let (Some(cache), Some(fingerprint)) = (&self.verified, &fingerprint)
+        let cached = self
+            .cache
+            .as_ref()
+            .map(|cache| (cache, TokenCache::fingerprint(token)));
+        if let Some((cache, fingerprint)) = &cached
             && let Some(known) = cache.get(fingerprint)
         {
             let keys = self.keys.current().ok_or(AuthError::KeysUnavailable)?;
@@ -116,26 +136,30 @@ impl TokenValidator {
             cache.invalidate(fingerprint);
         }
 
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| AuthError::InvalidToken(Rejection::Malformed))?;
-        self.check_header(&header)
+        // Checked past the cache: a token found there was a well-formed one when it was
+        // verified (the fingerprint is of the whole token).
+        if !is_token68(token) {
+            return Err(AuthError::InvalidToken(Rejection::Malformed));
+        }
+        let jws = Jws::parse(token).map_err(AuthError::InvalidToken)?;
+        self.check_header(&jws.header)
             .map_err(AuthError::InvalidToken)?;
         let keys = self.keys.current().ok_or(AuthError::KeysUnavailable)?;
-        let (mut key, by_kid) = self.key_for(&header, keys).await?;
-        let claims = match self.verify(token, &header, &key) {
+        let (mut key, by_kid) = self.key_for(&jws.header, keys).await?;
+        match self.verify(&jws, &key) {
             // Perhaps the provider replaced the key under the same kid: look again, at most
             // once per cooldown, and check once more if the key did change.
             Err(Rejection::Signature) => {
                 self.keys.refresh_for(Trigger::Signature).await;
                 let keys = self.keys.current().ok_or(AuthError::KeysUnavailable)?;
-                let fresh = match &header.kid {
+                let fresh = match &jws.header.kid {
                     Some(kid) => keys.get(kid),
                     None => keys.single(),
                 };
                 match fresh {
                     Some(fresh) if !Arc::ptr_eq(fresh, &key) => {
                         key = Arc::clone(fresh);
-                        self.verify(token, &header, &key)
+                        self.verify(&jws, &key)
                     }
                     _ => Err(Rejection::Signature),
                 }
@@ -143,19 +167,17 @@ impl TokenValidator {
             verdict => verdict,
         }
         .map_err(AuthError::InvalidToken)?;
-        self.check_claims(&claims)
-            .map_err(AuthError::InvalidToken)?;
+        let (claims, payload) = self.claims(&jws).map_err(AuthError::InvalidToken)?;
 
-        let token_value = AccessToken::new(claims, &self.roles);
-        if let (Some(cache), Some(fingerprint)) = (&self.verified, fingerprint) {
-            let verdict = Verified {
-                token: token_value.clone(),
+        let token = AccessToken::new(claims, payload, &self.roles);
+        if let Some((cache, fingerprint)) = cached {
+            cache.offer(fingerprint, || Verdict {
+                token: token.clone(),
                 key,
                 by_kid,
-            };
-            cache.insert(fingerprint, verdict);
+            });
         }
-        Ok(token_value)
+        Ok(token)
     }
 
     /// RFC 7515 §4.1.11: a `crit` parameter lists extensions the verifier must understand,
@@ -200,30 +222,72 @@ impl TokenValidator {
         Ok((Arc::clone(key), true))
     }
 
-    /// The signature, then the registered claims jsonwebtoken checks. The header only
-    /// chooses among the algorithms the key itself allows.
-    fn verify(
-        &self,
-        token: &str,
-        header: &Header,
-        key: &VerificationKey,
-    ) -> Result<Claims, Rejection> {
-        if key.algorithm != header.alg {
+    /// The signature, with the key's algorithm, which the header must name too and the
+    /// settings must allow.
+    fn verify(&self, jws: &Jws<'_>, key: &VerificationKey) -> Result<(), Rejection> {
+        if key.algorithm != jws.header.alg || !self.algorithms.contains(&jws.header.alg) {
             return Err(Rejection::Algorithm);
         }
-        let validation = self
-            .validations
-            .iter()
-            .find_map(|(algorithm, validation)| (*algorithm == header.alg).then_some(validation))
-            .ok_or(Rejection::Algorithm)?;
-        jsonwebtoken::decode::<Claims>(token, &key.decoding, validation)
-            .map(|data| data.claims)
-            .map_err(|error| rejection(error.kind()))
+        let signature = URL_SAFE_NO_PAD
+            .decode(jws.signature)
+            .map_err(|_| Rejection::Malformed)?;
+        if key.verifies(jws.signing_input.as_bytes(), &signature) {
+            Ok(())
+        } else {
+            Err(Rejection::Signature)
+        }
     }
 
-    /// What jsonwebtoken leaves to the application: the token is an access token (Keycloak's
-    /// payload `typ`; no ID-token hashes unless `at+jwt` already proved the type), it was not
-    /// issued in the future, and it names a client that is allowed to call.
+    /// The claims of a token whose signature holds, checked; and their JSON.
+    fn claims(&self, jws: &Jws<'_>) -> Result<(Claims, Vec<u8>), Rejection> {
+        let payload = URL_SAFE_NO_PAD
+            .decode(jws.payload)
+            .map_err(|_| Rejection::Malformed)?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| Rejection::Claims)?;
+        self.check_registered(&claims, now())?;
+        self.check_claims(&claims)?;
+        Ok((claims, payload))
+    }
+
+    /// RFC 7519 §4.1, as this service requires it: `iss`, `sub` and `exp` present (and
+    /// `aud`, when `OIDC_AUDIENCE` is set), `exp` not past and `nbf` not yet to come beyond
+    /// the leeway, `iss` exactly the provider's, and `aud` naming this API.
+    fn check_registered(&self, claims: &Claims, now: i64) -> Result<(), Rejection> {
+        if claims.iss.is_empty()
+            || claims.sub.is_empty()
+            || claims.exp == ABSENT
+            || (self.audience.is_some() && claims.aud.is_none())
+        {
+            return Err(Rejection::MissingClaim);
+        }
+        let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX);
+        if claims.exp < now.saturating_sub(leeway) {
+            return Err(Rejection::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(leeway))
+        {
+            return Err(Rejection::NotYetValid);
+        }
+        if claims.iss != self.issuer {
+            return Err(Rejection::Issuer);
+        }
+        if let Some(audience) = &self.audience
+            && !claims
+                .aud
+                .iter()
+                .flat_map(|aud| aud.iter())
+                .any(|aud| aud == audience)
+        {
+            return Err(Rejection::Audience);
+        }
+        Ok(())
+    }
+
+    /// What RFC 9068 and this service add: the token is an access token (Keycloak's payload
+    /// `typ`; no ID-token hashes unless `at+jwt` already proved the type), it was not issued
+    /// in the future, and it names a client that is allowed to call.
     fn check_claims(&self, claims: &Claims) -> Result<(), Rejection> {
         if claims
             .typ
@@ -232,16 +296,10 @@ impl TokenValidator {
         {
             return Err(Rejection::NotAccessToken);
         }
-        if !self.require_at_jwt
-            && (claims.extra.contains_key("at_hash") || claims.extra.contains_key("c_hash"))
-        {
+        if !self.require_at_jwt && (claims.at_hash.is_some() || claims.c_hash.is_some()) {
             return Err(Rejection::NotAccessToken);
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let latest = i64::try_from(now.saturating_add(self.leeway.as_secs())).unwrap_or(i64::MAX);
+        let latest = now().saturating_add(i64::try_from(self.leeway.as_secs()).unwrap_or(0));
         if claims.iat.is_some_and(|iat| iat > latest) {
             return Err(Rejection::IssuedInFuture);
         }
@@ -259,37 +317,13 @@ impl TokenValidator {
     }
 }
 
-/// What a token signed with `algorithm` must satisfy: exactly `issuer`, the audience when
-/// one is configured, `exp` and `nbf` within the leeway, and `exp`, `iss` and `sub` present.
-fn validation(algorithm: Algorithm, settings: &AuthSettings, issuer: &str) -> Validation {
-    let mut validation = Validation::new(algorithm);
-    validation.leeway = settings.leeway.as_secs();
-    validation.validate_nbf = true;
-    validation.set_issuer(&[issuer]);
-    let mut required = vec!["exp", "iss", "sub"];
-    match &settings.audience {
-        Some(audience) => {
-            validation.set_audience(&[audience]);
-            required.push("aud");
-        }
-        None => validation.validate_aud = false,
-    }
-    validation.set_required_spec_claims(&required);
-    validation
-}
-
-fn rejection(kind: &ErrorKind) -> Rejection {
-    match kind {
-        ErrorKind::InvalidSignature => Rejection::Signature,
-        ErrorKind::ExpiredSignature => Rejection::Expired,
-        ErrorKind::ImmatureSignature => Rejection::NotYetValid,
-        ErrorKind::InvalidIssuer => Rejection::Issuer,
-        ErrorKind::InvalidAudience => Rejection::Audience,
-        ErrorKind::MissingRequiredClaim(_) => Rejection::MissingClaim,
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => Rejection::Algorithm,
-        ErrorKind::Json(_) | ErrorKind::InvalidClaimFormat(_) => Rejection::Claims,
-        _ => Rejection::Malformed,
-    }
+/// Seconds since the epoch.
+fn now() -> i64 {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    i64::try_from(seconds).unwrap_or(i64::MAX)
 }
 
 /// RFC 6750 §2.1 `b64token`: letters, digits and `-._~+/`, then optional `=` padding.
@@ -312,14 +346,6 @@ fn is_at_jwt(typ: Option<&str>) -> bool {
 fn names_another_jwt(typ: &str) -> bool {
     let typ = typ.as_bytes();
     typ.len() > 4 && typ[typ.len() - 4..].eq_ignore_ascii_case(b"+jwt")
-}
-
-fn fingerprint(token: &str) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    digest
-        .as_ref()
-        .try_into()
-        .expect("SHA-256 digests are 32 bytes")
 }
 
 /// For the rejection log line only: `kid` and `iss` as the token claims them, unverified
@@ -373,25 +399,6 @@ impl SampledLog {
             self.suppressed.fetch_add(1, Ordering::Relaxed);
             None
         }
-    }
-}
-
-/// Cache entries live until their token expires, and no longer.
-struct UntilExpiry;
-
-impl moka::Expiry<[u8; 32], Verified> for UntilExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &[u8; 32],
-        verdict: &Verified,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let exp = u64::try_from(verdict.token.exp).unwrap_or(0);
-        Some(Duration::from_secs(exp.saturating_sub(now)))
     }
 }
 

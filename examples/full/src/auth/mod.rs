@@ -3,6 +3,7 @@
 //! - [`settings`]: `OIDC_*` settings.
 //! - [`keys`]: discovery and the JWKS cache with its refreshes.
 //! - [`validator`]: the checks a bearer token must pass.
+//! - [`cache`]: the verified-token cache.
 //! - [`claims`]: [`AccessToken`], the verified claims a handler receives.
 //! - [`extract`]: the extractors and the [`protect`]/[`require`] middleware.
 //! - [`error`]: RFC 6750 answers for refused requests.
@@ -11,6 +12,7 @@
 //! Protect a route by taking an [`AccessToken`] argument; check scopes and roles with
 //! [`AccessToken::require_scope`] and [`AccessToken::require_role`].
 
+pub mod cache;
 pub mod claims;
 pub mod dev_issuer;
 pub mod error;

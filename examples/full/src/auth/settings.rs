@@ -42,8 +42,9 @@ pub struct AuthSettings {
     /// Extra CA certificates to trust for the provider, on top of the system's
     /// (read from the PEM file `OIDC_CA_BUNDLE` names).
     pub ca_certificates: Vec<reqwest::Certificate>,
-    /// Verified tokens remembered to skip the signature check on reuse; 0 disables.
-    pub token_cache_size: u64,
+    /// Bytes of verified tokens remembered to skip the signature check on reuse; 0
+    /// disables the cache.
+    pub token_cache_bytes: u64,
 }
 
 /// The identity provider.
@@ -185,11 +186,7 @@ impl AuthSettings {
                 Some(path) => read_ca_bundle(&path)?,
                 None => Vec::new(),
             },
-            token_cache_size: values.parse(
-                "OIDC_TOKEN_CACHE_SIZE",
-                "a number of tokens (0 disables the cache)",
-                "10000",
-            )?,
+            token_cache_bytes: token_cache_bytes(values)?,
         })
     }
 
@@ -211,6 +208,41 @@ impl AuthSettings {
             );
         }
     }
+}
+
+/// The largest `OIDC_TOKEN_CACHE_BYTES`.
+const MAX_TOKEN_CACHE_BYTES: u64 = 1 << 30;
+
+/// `OIDC_TOKEN_CACHE_BYTES`: `4MiB` (the default), `512KiB`, `1048576`, or `0` to disable
+/// the cache. It replaced `OIDC_TOKEN_CACHE_SIZE`, a number of entries, which is refused
+/// with a message rather than ignored.
+fn token_cache_bytes(values: &Values<'_>) -> Result<u64, SettingsError> {
+    if let Some(value) = values.get("OIDC_TOKEN_CACHE_SIZE")? {
+        return Err(SettingsError::Invalid {
+            variable: "OIDC_TOKEN_CACHE_SIZE",
+            value,
+            expected: "unset: the token cache is bounded in bytes now; set OIDC_TOKEN_CACHE_BYTES instead (such as 4MiB; 0 disables the cache)",
+        });
+    }
+    values.with(
+        "OIDC_TOKEN_CACHE_BYTES",
+        "a size of at most 1GiB: bytes, or a number with KiB or MiB (0 disables the cache)",
+        "4MiB",
+        |value| {
+            let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+                Some(at) => value.split_at(at),
+                None => (value, ""),
+            };
+            let factor = match unit.trim() {
+                "" => 1,
+                "KiB" => 1 << 10,
+                "MiB" => 1 << 20,
+                _ => return None,
+            };
+            let bytes = number.parse::<u64>().ok()?.checked_mul(factor)?;
+            (bytes <= MAX_TOKEN_CACHE_BYTES).then_some(bytes)
+        },
+    )
 }
 
 /// Derives the discovery URL and the expected issuer from whichever of the two is set.
@@ -368,6 +400,30 @@ mod tests {
                     "http://keycloak:8080/realms/dev/.well-known/openid-configuration".into(),
                 issuer: "http://localhost:8080/realms/dev".into(),
             }
+        );
+    }
+
+    #[test]
+    fn the_token_cache_is_bounded_in_bytes() {
+        let bytes = |value: &str| {
+            load(&[("OIDC_TOKEN_CACHE_BYTES", value)])
+                .map(|settings| settings.auth.token_cache_bytes)
+        };
+        assert_eq!(load(&[]).unwrap().auth.token_cache_bytes, 4 << 20);
+        assert_eq!(bytes("512KiB").unwrap(), 512 << 10);
+        assert_eq!(bytes("1048576").unwrap(), 1 << 20);
+        assert_eq!(bytes("0").unwrap(), 0);
+        for bad in ["4MB", "-1", "2048MiB", "MiB", "1.5MiB"] {
+            assert_eq!(
+                refused(&[("OIDC_TOKEN_CACHE_BYTES", bad)]),
+                "OIDC_TOKEN_CACHE_BYTES",
+                "{bad}"
+            );
+        }
+        // The old entry count is named, not silently ignored.
+        assert_eq!(
+            refused(&[("OIDC_TOKEN_CACHE_SIZE", "10000")]),
+            "OIDC_TOKEN_CACHE_SIZE"
         );
     }
 

@@ -1,7 +1,7 @@
 //! Runs the real binary and reads what it prints.
 #![cfg(unix)]
 
-use crate::helpers::{Service, field};
+use crate::helpers::{Service, field, http_client};
 use serde_json::Value;
 
 const JSON: [(&str, &str); 1] = [("LOG_JSON_OUTPUT", "true")];
@@ -25,6 +25,55 @@ fn json_lines_are_bunyan_records_that_carry_the_request_id() {
     assert_eq!(record["http.status_code"], 200);
     for key in ["time", "hostname", "pid", "msg", "elapsed_milliseconds"] {
         assert!(record.get(key).is_some(), "{key} missing from {line}");
+    }
+}
+
+#[test]
+fn a_request_is_one_line_and_no_line_is_lost_at_shutdown() {
+    const REQUESTS: usize = 2000;
+    let service = Service::start(&JSON);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let client = http_client();
+        let url = format!("{}/health/liveness", service.address);
+        let ids: Vec<usize> = (0..REQUESTS).collect();
+        // 50 at a time, so the lines queue up faster than one at a time would.
+        for batch in ids.chunks(50) {
+            let requests = batch.iter().map(|i| {
+                let request = client
+                    .get(&url)
+                    .header("x-request-id", format!("burst-{i}"))
+                    .header("user-agent", "burst-test");
+                async move { request.send().await.map(|r| r.status().as_u16()) }
+            });
+            let statuses = futures_util::future::join_all(requests).await;
+            assert!(
+                statuses.iter().all(|s| matches!(s, Ok(200))),
+                "{statuses:?}"
+            );
+        }
+    });
+
+    // Stopped at once: whatever is still queued for the writer is written before exit.
+    let (status, lines) = service.terminate();
+    assert!(status.success(), "{status:?}");
+    let records: Vec<Value> = lines
+        .iter()
+        .filter(|line| line.contains("\"burst-"))
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(records.len(), REQUESTS, "one line per request, none lost");
+    let ids: std::collections::HashSet<&str> = records
+        .iter()
+        .filter_map(|record| record["request_id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), REQUESTS);
+    for record in &records {
+        assert_eq!(record["msg"], "[HTTP REQUEST - END]");
+        assert_eq!(record["http.status_code"], 200);
+        assert_eq!(record["http.user_agent"], "burst-test");
+        assert_eq!(record["http.route"], "/health/liveness");
+        assert!(record["elapsed_milliseconds"].is_number(), "{record}");
     }
 }
 
