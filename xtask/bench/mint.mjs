@@ -8,7 +8,7 @@
 // and is signed with the key its `kid` names in KEYS_FILE (the provider's private JWK
 // set). One token per line in OUT_FILE. Signs on every core.
 import { createPrivateKey, randomUUID, sign } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 
@@ -47,7 +47,14 @@ if (isMainThread) {
     worker.once('message', resolve);
     worker.once('error', reject);
   })));
-  writeFileSync(out, `${parts.flat().join('\n')}\n`);
+  // In slices: a million tokens joined at once would pass V8's longest string.
+  const fd = openSync(out, 'w');
+  for (const part of parts) {
+    for (let at = 0; at < part.length; at += 10_000) {
+      writeSync(fd, `${part.slice(at, at + 10_000).join('\n')}\n`);
+    }
+  }
+  closeSync(fd);
 } else {
   parentPort.postMessage(mint(workerData));
 }

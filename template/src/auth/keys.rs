@@ -8,6 +8,7 @@
 //! already loaded, for at most `OIDC_JWKS_MAX_STALE` after the last successful one.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -137,6 +138,11 @@ impl KeySet {
         current.is_some_and(|current| Arc::ptr_eq(current, key))
     }
 
+    /// When the keys stop being trusted without a successful fetch.
+    pub fn trusted_until(&self) -> Option<Instant> {
+        self.trusted_until
+    }
+
     fn is_trusted(&self, now: Instant) -> bool {
         self.trusted_until.is_none_or(|until| now < until)
     }
@@ -146,6 +152,9 @@ impl KeySet {
 pub struct KeyStore {
     /// `None` until a key set is loaded, and again once it went stale.
     keys: RwLock<Option<Arc<KeySet>>>,
+    /// Changes whenever `keys` is replaced or dropped: what was checked against one key set
+    /// holds while this is the number it was checked under.
+    generation: AtomicU64,
     /// Where the keys are, once discovery has succeeded.
     jwks_uri: RwLock<Option<String>>,
     /// Held while fetching, so fetches never overlap; records when the last fetch asked for
@@ -183,6 +192,7 @@ impl KeyStore {
     pub fn new(settings: &AuthSettings) -> Result<Arc<Self>, String> {
         Ok(Arc::new(Self {
             keys: RwLock::default(),
+            generation: AtomicU64::new(0),
             jwks_uri: RwLock::default(),
             fetching: Mutex::new(None),
             last_error: RwLock::default(),
@@ -204,6 +214,21 @@ impl KeyStore {
             .cloned()
     }
 
+    /// The current keys' generation, one atomic load: it changes whenever the key set is
+    /// replaced or dropped.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Like [`KeyStore::current`], with the set's generation.
+    pub fn current_with_generation(&self) -> Option<(Arc<KeySet>, u64)> {
+        let keys = read(&self.keys);
+        let generation = self.generation.load(Ordering::Acquire);
+        keys.as_ref()
+            .filter(|set| set.is_trusted(Instant::now()))
+            .map(|set| (Arc::clone(set), generation))
+    }
+
     /// Installs a key set that never goes stale (the development issuer's).
     pub fn install(&self, set: &JwkSet) {
         let keys = set
@@ -212,10 +237,12 @@ impl KeyStore {
             .filter_map(|jwk| self.usable(jwk))
             .map(|key| (key.kid.clone(), key))
             .collect();
-        *write(&self.keys) = Some(Arc::new(KeySet {
+        let mut current = write(&self.keys);
+        *current = Some(Arc::new(KeySet {
             keys,
             trusted_until: None,
         }));
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Fetches the key set again because a token named an unknown `kid` or failed its
@@ -263,6 +290,7 @@ impl KeyStore {
             .is_some_and(|set| !set.is_trusted(Instant::now()))
         {
             *keys = None;
+            self.generation.fetch_add(1, Ordering::Release);
             tracing::warn!(
                 max_stale_secs = self.max_stale.as_secs(),
                 "the provider has been unreachable for longer than OIDC_JWKS_MAX_STALE: its keys are dropped and protected routes answer 503 until it is back"
@@ -363,6 +391,7 @@ impl KeyStore {
                 keys,
                 trusted_until: Some(Instant::now() + self.max_stale),
             }));
+            self.generation.fetch_add(1, Ordering::Release);
         }
         count
     }

@@ -12,10 +12,18 @@
 //! - **A verdict ends with its token** (`exp`) and **with its key**: the validator checks
 //!   that the key that verified the signature is still the provider's before it trusts a
 //!   cached verdict.
+//! - **Each thread keeps copies of the last [`FRONT_SLOTS`] verdicts it used** ([`Front`]),
+//!   checked against the key set of one generation: a hit there takes no lock and changes
+//!   nothing another thread reads, where a hit in the shared cache makes the workers take
+//!   turns at the same locks and reference counts. A new key set (a refresh, a rotation, keys
+//!   dropped as stale) empties every thread's copies, which then come from the shared cache
+//!   again. They are outside the byte budget: at most [`FRONT_SLOTS`] tokens' claims per
+//!   thread.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use moka::sync::Cache;
 
@@ -25,6 +33,9 @@ use super::keys::VerificationKey;
 /// What an entry costs besides its claims: the key, the fingerprint, the token's scope and
 /// role sets, and the cache's own bookkeeping, in bytes.
 pub const ENTRY_OVERHEAD: u32 = 512;
+
+/// How many verdicts each thread keeps in front of the shared cache.
+pub const FRONT_SLOTS: usize = 8;
 
 /// A token's SHA-256: the cache never holds the token itself.
 pub type Fingerprint = [u8; 32];
@@ -42,6 +53,8 @@ pub struct Verdict {
 pub struct TokenCache {
     verdicts: Cache<Fingerprint, Verdict>,
     seen: Doorkeeper,
+    /// Tells this cache's copies in a thread's [`Front`] from another cache's.
+    id: u64,
 }
 
 /// How full the cache is.
@@ -55,6 +68,7 @@ pub struct CacheUsage {
 impl TokenCache {
     /// A cache of at most `bytes`; `None` for 0, which disables it.
     pub fn new(bytes: u64) -> Option<Self> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         (bytes > 0).then(|| Self {
             verdicts: Cache::builder()
                 .max_capacity(bytes)
@@ -64,6 +78,7 @@ impl TokenCache {
             // One slot per KiB of budget: a token is admitted if no other token took its
             // slot between its first two sightings.
             seen: Doorkeeper::new(usize::try_from(bytes / 1024).unwrap_or(usize::MAX)),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -73,6 +88,27 @@ impl TokenCache {
             .as_ref()
             .try_into()
             .expect("SHA-256 digests are 32 bytes")
+    }
+
+    /// This thread's copy of a verdict it used since the key set became `generation`,
+    /// unless its token, or the key set's trust, has expired since.
+    pub fn recent(&self, fingerprint: &Fingerprint, generation: u64) -> Option<AccessToken> {
+        FRONT.with_borrow(|front| front.get(self.id, generation, fingerprint))
+    }
+
+    /// Keeps this thread's own copy of `token`, whose key was checked against the key set
+    /// of `generation`, trusted until `trusted_until`.
+    pub fn remember(
+        &self,
+        fingerprint: Fingerprint,
+        token: &AccessToken,
+        generation: u64,
+        trusted_until: Option<Instant>,
+    ) {
+        let copy = token.detached();
+        FRONT.with_borrow_mut(|front| {
+            front.put(self.id, generation, trusted_until, fingerprint, copy);
+        });
     }
 
     pub fn get(&self, fingerprint: &Fingerprint) -> Option<Verdict> {
@@ -143,6 +179,89 @@ impl Doorkeeper {
     }
 }
 
+thread_local! {
+    static FRONT: RefCell<Front> = const { RefCell::new(Front::EMPTY) };
+}
+
+/// A thread's copies of the verdicts it used last, all checked against one key set.
+struct Front {
+    /// The [`TokenCache`] they come from (tests run several validators on one thread).
+    owner: u64,
+    /// The key set's generation they were checked under.
+    generation: u64,
+    trusted_until: Option<Instant>,
+    slots: [Option<(Fingerprint, AccessToken)>; FRONT_SLOTS],
+    /// The slot the next copy takes: the oldest.
+    next: usize,
+}
+
+impl Front {
+    const EMPTY: Self = Self {
+        owner: 0,
+        generation: 0,
+        trusted_until: None,
+        slots: [const { None }; FRONT_SLOTS],
+        next: 0,
+    };
+
+    fn get(&self, owner: u64, generation: u64, fingerprint: &Fingerprint) -> Option<AccessToken> {
+        if self.owner != owner
+            || self.generation != generation
+            || self
+                .trusted_until
+                .is_some_and(|until| Instant::now() >= until)
+        {
+            return None;
+        }
+        let (_, token) = self
+            .slots
+            .iter()
+            .flatten()
+            .find(|(f, _)| f == fingerprint)?;
+        (token.exp > unix_now()).then(|| token.clone())
+    }
+
+    fn put(
+        &mut self,
+        owner: u64,
+        generation: u64,
+        trusted_until: Option<Instant>,
+        fingerprint: Fingerprint,
+        token: AccessToken,
+    ) {
+        if self.owner != owner || self.generation != generation {
+            *self = Self {
+                owner,
+                generation,
+                trusted_until,
+                ..Self::EMPTY
+            };
+        }
+        let slot = match self
+            .slots
+            .iter()
+            .position(|slot| slot.as_ref().is_some_and(|(f, _)| *f == fingerprint))
+        {
+            Some(taken) => taken,
+            None => {
+                let next = self.next;
+                self.next = (next + 1) % FRONT_SLOTS;
+                next
+            }
+        };
+        self.slots[slot] = Some((fingerprint, token));
+    }
+}
+
+/// Seconds since the epoch.
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
 /// Entries live until their token expires, and no longer.
 struct UntilExpiry;
 
@@ -153,18 +272,69 @@ impl moka::Expiry<Fingerprint, Verdict> for UntilExpiry {
         verdict: &Verdict,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let exp = u64::try_from(verdict.token.exp).unwrap_or(0);
-        Some(Duration::from_secs(exp.saturating_sub(now)))
+        let left = verdict.token.exp.saturating_sub(unix_now());
+        Some(Duration::from_secs(u64::try_from(left).unwrap_or(0)))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::claims::{Claims, RoleSources};
     use super::*;
+
+    fn token(exp: i64) -> AccessToken {
+        let claims: Claims =
+            serde_json::from_value(serde_json::json!({"sub": "ada", "exp": exp})).expect("claims");
+        AccessToken::new(claims, b"{}".to_vec(), &RoleSources::default())
+    }
+
+    #[test]
+    fn a_threads_copy_holds_while_its_key_set_and_token_do() {
+        let cache = TokenCache::new(1 << 20).expect("a cache");
+        let other = TokenCache::new(1 << 20).expect("a cache");
+        let [valid, expired, distrusted] =
+            ["valid", "expired", "distrusted"].map(TokenCache::fingerprint);
+        let later = unix_now() + 60;
+
+        cache.remember(valid, &token(later), 7, None);
+        assert_eq!(
+            cache.recent(&valid, 7).map(|t| t.sub.clone()).as_deref(),
+            Some("ada")
+        );
+        assert!(
+            other.recent(&valid, 7).is_none(),
+            "another validator's copy"
+        );
+        assert!(cache.recent(&valid, 8).is_none(), "the key set changed");
+
+        cache.remember(expired, &token(unix_now() - 1), 7, None);
+        assert!(cache.recent(&expired, 7).is_none(), "the token expired");
+
+        cache.remember(distrusted, &token(later), 9, Some(Instant::now()));
+        assert!(
+            cache.recent(&distrusted, 9).is_none(),
+            "the key set went stale"
+        );
+        assert!(
+            cache.recent(&valid, 7).is_none(),
+            "a new generation dropped the older copies"
+        );
+
+        for i in 0..=FRONT_SLOTS {
+            cache.remember(
+                TokenCache::fingerprint(&i.to_string()),
+                &token(later),
+                10,
+                None,
+            );
+        }
+        assert!(
+            cache.recent(&TokenCache::fingerprint("0"), 10).is_none(),
+            "the oldest went"
+        );
+        let newest = TokenCache::fingerprint(&FRONT_SLOTS.to_string());
+        assert!(cache.recent(&newest, 10).is_some());
+    }
 
     #[test]
     fn a_fingerprint_is_admitted_on_its_second_sighting() {

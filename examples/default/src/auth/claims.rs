@@ -151,7 +151,7 @@ pub struct Roles {
 #[derive(Debug, Clone)]
 pub struct AccessToken(Arc<Verified>);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Verified {
     claims: Claims,
     /// The claims as the provider signed them (JSON), for [`AccessToken::claim`].
@@ -196,6 +196,12 @@ impl AccessToken {
             scopes,
             roles,
         }))
+    }
+
+    /// A copy that shares no memory with this one, for a cache that one thread keeps:
+    /// cloning it changes a reference count no other thread touches.
+    pub(crate) fn detached(&self) -> Self {
+        Self(Arc::new(Verified::clone(&self.0)))
     }
 
     /// A claim without a field in [`Claims`], such as `tenant` or `groups`, as `T`; `None`

@@ -125,15 +125,22 @@ impl TokenValidator {
             .cache
             .as_ref()
             .map(|cache| (cache, TokenCache::fingerprint(token)));
-        if let Some((cache, fingerprint)) = &cached
-            && let Some(known) = cache.get(fingerprint)
-        {
-            let keys = self.keys.current().ok_or(AuthError::KeysUnavailable)?;
-            // A verdict holds only while the key that earned it is still the provider's.
-            if keys.still_uses(&known.key, known.by_kid) {
-                return Ok(known.token);
+        if let Some((cache, fingerprint)) = &cached {
+            if let Some(token) = cache.recent(fingerprint, self.keys.generation()) {
+                return Ok(token);
             }
-            cache.invalidate(fingerprint);
+            if let Some(known) = cache.get(fingerprint) {
+                let (keys, generation) = self
+                    .keys
+                    .current_with_generation()
+                    .ok_or(AuthError::KeysUnavailable)?;
+                // A verdict holds only while the key that earned it is still the provider's.
+                if keys.still_uses(&known.key, known.by_kid) {
+                    cache.remember(*fingerprint, &known.token, generation, keys.trusted_until());
+                    return Ok(known.token);
+                }
+                cache.invalidate(fingerprint);
+            }
         }
 
         // Checked past the cache: a token found there was a well-formed one when it was
