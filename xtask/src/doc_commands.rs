@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::shell::{Result, git, root, section};
+use crate::shell::{Result, git, root, section, share_lock};
 use crate::tools::{self, CargoGenerate};
 use crate::tree::{Scratch, copy_tree, walk};
 use names::Names;
@@ -305,8 +305,7 @@ impl Places {
             service => {
                 let name = service.trim_start_matches("service ");
                 copy_tree(&root().join("examples").join(name), &dir)?;
-                fs::copy(root().join("Cargo.lock"), dir.join("Cargo.lock"))
-                    .map_err(|e| e.to_string())?;
+                share_lock(&dir)?;
                 commit_all(&dir)?;
             }
         }

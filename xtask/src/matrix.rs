@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::flags;
 use crate::generate::generate_service;
 use crate::postgres::Postgres;
-use crate::shell::{Result, cargo, root, run, section};
+use crate::shell::{Result, cargo, cargo_in, root, run, section, share_lock};
 use crate::tree::{Scratch, copy_tree};
 
 /// Every question of the template that changes what is generated, and its answers.
@@ -208,15 +208,10 @@ fn check(name: &str, defines: &[String], database_url: Option<&str>) -> Result {
     let generated = generate_service(&scratch, name, None, defines)?;
     let service = scratch.path.join("service").join(name);
     copy_tree(&generated, &service)?;
-    // This repository's lock: the versions the examples are checked with.
-    fs::copy(root().join("Cargo.lock"), service.join("Cargo.lock")).map_err(|e| e.to_string())?;
-    let target = root().join("target");
+    share_lock(&service)?;
     let in_service = |args: &[&str]| {
-        let mut command = cargo();
-        command
-            .current_dir(&service)
-            .args(args)
-            .env("CARGO_TARGET_DIR", &target);
+        let mut command = cargo_in(&service);
+        command.args(args);
         if let Some(url) = database_url {
             command.env("TEST_DATABASE_URL", url);
         }

@@ -4,9 +4,8 @@
 //! tests must then compile and pass with no other change.
 
 use std::fs;
-use std::process::Command;
 
-use crate::shell::{Result, cargo, root, run};
+use crate::shell::{Result, cargo_in, root, run, share_lock};
 use crate::tree::{Scratch, copy_tree};
 
 /// A module a team may delete, and what names it elsewhere.
@@ -52,8 +51,7 @@ pub fn check() -> Result {
         let scratch = Scratch::new("removal")?;
         let service = scratch.path.join("default-service");
         copy_tree(&root().join("examples/default"), &service)?;
-        fs::copy(root().join("Cargo.lock"), service.join("Cargo.lock"))
-            .map_err(|e| e.to_string())?;
+        share_lock(&service)?;
         for path in removal.paths {
             let path = service.join(path);
             if path.is_dir() {
@@ -72,15 +70,8 @@ pub fn check() -> Result {
             )
             .map_err(|e| e.to_string())?;
         }
-        let cargo_here = |args: &[&str]| -> Command {
-            let mut command = cargo();
-            command
-                .current_dir(&service)
-                .args(args)
-                .env("CARGO_TARGET_DIR", root().join("target"));
-            command
-        };
-        let exported = cargo_here(&["run", "--quiet", "--bin", "openapi"])
+        let exported = cargo_in(&service)
+            .args(["run", "--quiet", "--bin", "openapi"])
             .output()
             .map_err(|e| e.to_string())?;
         if !exported.status.success() {
@@ -91,7 +82,7 @@ pub fn check() -> Result {
             ));
         }
         fs::write(service.join("openapi.json"), &exported.stdout).map_err(|e| e.to_string())?;
-        run(&mut cargo_here(&["test", "--quiet"]))
+        run(cargo_in(&service).args(["test", "--quiet"]))
             .map_err(|e| format!("without {}: {e}", removal.what))?;
         println!(
             "examples/default without {}: it builds and its tests pass",

@@ -28,6 +28,24 @@ pub fn cargo() -> Command {
     command
 }
 
+/// Gives `dir`, a Rust project outside the workspace (a generated service, a copy of an
+/// example), this repository's lock file: the versions the examples are checked with.
+pub fn share_lock(dir: &Path) -> Result {
+    std::fs::copy(root().join("Cargo.lock"), dir.join("Cargo.lock"))
+        .map(drop)
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// A cargo command run in `dir`, a project outside the workspace, building into this
+/// repository's target directory, so that only the project itself is compiled.
+pub fn cargo_in(dir: &Path) -> Command {
+    let mut command = cargo();
+    command
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", root().join("target"));
+    command
+}
+
 /// Runs `command`, its output shown as it comes; fails unless it exits 0.
 pub fn run(command: &mut Command) -> Result {
     let status = command

@@ -216,22 +216,22 @@ struct Series {
 fn record_request(method: &'static str, route: &str, status: StatusCode, elapsed: Duration) {
     SERIES.with_borrow_mut(|series| {
         let by_route = series.entry((method, status)).or_default();
-        if !by_route.contains_key(route) {
-            let labels = [
-                ("method", method.to_owned()),
-                ("route", route.to_owned()),
-                ("status", status.as_str().to_owned()),
-            ];
-            let handles = Series {
-                requests: metrics::counter!("http_server_requests_total", &labels),
-                duration: metrics::histogram!(REQUEST_DURATION, &labels),
-            };
-            by_route.insert(route.to_owned(), handles);
-        }
-        if let Some(handles) = by_route.get(route) {
-            handles.requests.increment(1);
-            handles.duration.record(elapsed.as_secs_f64());
-        }
+        let handles = match by_route.get(route) {
+            Some(handles) => handles,
+            None => {
+                let labels = [
+                    ("method", method.to_owned()),
+                    ("route", route.to_owned()),
+                    ("status", status.as_str().to_owned()),
+                ];
+                by_route.entry(route.to_owned()).or_insert(Series {
+                    requests: metrics::counter!("http_server_requests_total", &labels),
+                    duration: metrics::histogram!(REQUEST_DURATION, &labels),
+                })
+            }
+        };
+        handles.requests.increment(1);
+        handles.duration.record(elapsed.as_secs_f64());
     });
 }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use super::{ANSWERS, upgrade_from};
 use crate::flags::Upgrade;
 use crate::generate::{copy_template, generate_from};
-use crate::shell::{Result, cargo, git, root, run};
+use crate::shell::{Result, cargo_in, git, root, run, share_lock};
 use crate::tools::CargoGenerate;
 use crate::tree::{Scratch, copy_tree};
 
@@ -384,12 +384,8 @@ impl Service {
     /// `cargo test`, sharing this repository's lock file and target directory, so only the
     /// service itself is built.
     fn test(&self) -> Result {
-        fs::copy(root().join("Cargo.lock"), self.path.join("Cargo.lock"))
-            .map_err(|e| e.to_string())?;
-        run(cargo()
-            .current_dir(&self.path)
-            .args(["test", "--quiet"])
-            .env("CARGO_TARGET_DIR", root().join("target")))
+        share_lock(&self.path)?;
+        run(cargo_in(&self.path).args(["test", "--quiet"]))
     }
 
     fn read(&self, path: &str) -> Result<String> {

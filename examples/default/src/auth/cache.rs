@@ -253,8 +253,8 @@ impl Front {
     }
 }
 
-/// Seconds since the epoch.
-fn unix_now() -> i64 {
+/// Seconds since the epoch, as `exp`, `nbf` and `iat` count them.
+pub(super) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| {

@@ -208,10 +208,7 @@ impl KeyStore {
     /// The keys to verify with: `None` before the first key set is loaded, and once the last
     /// one fetched is older than `OIDC_JWKS_MAX_STALE`.
     pub fn current(&self) -> Option<Arc<KeySet>> {
-        read(&self.keys)
-            .as_ref()
-            .filter(|set| set.is_trusted(Instant::now()))
-            .cloned()
+        self.current_with_generation().map(|(set, _)| set)
     }
 
     /// The current keys' generation, one atomic load: it changes whenever the key set is
@@ -237,11 +234,17 @@ impl KeyStore {
             .filter_map(|jwk| self.usable(jwk))
             .map(|key| (key.kid.clone(), key))
             .collect();
-        let mut current = write(&self.keys);
-        *current = Some(Arc::new(KeySet {
+        let set = Arc::new(KeySet {
             keys,
             trusted_until: None,
-        }));
+        });
+        self.swap(&mut write(&self.keys), Some(set));
+    }
+
+    /// Puts `set` in place of the keys `held` (the write-locked slot) and moves on to the
+    /// next generation, so that nothing checked against the old keys is trusted any more.
+    fn swap(&self, held: &mut Option<Arc<KeySet>>, set: Option<Arc<KeySet>>) {
+        *held = set;
         self.generation.fetch_add(1, Ordering::Release);
     }
 
@@ -289,8 +292,7 @@ impl KeyStore {
             .as_ref()
             .is_some_and(|set| !set.is_trusted(Instant::now()))
         {
-            *keys = None;
-            self.generation.fetch_add(1, Ordering::Release);
+            self.swap(&mut keys, None);
             tracing::warn!(
                 max_stale_secs = self.max_stale.as_secs(),
                 "the provider has been unreachable for longer than OIDC_JWKS_MAX_STALE: its keys are dropped and protected routes answer 503 until it is back"
@@ -387,11 +389,11 @@ impl KeyStore {
             .collect();
         let count = keys.len();
         if count > 0 {
-            *current = Some(Arc::new(KeySet {
+            let set = Arc::new(KeySet {
                 keys,
                 trusted_until: Some(Instant::now() + self.max_stale),
-            }));
-            self.generation.fetch_add(1, Ordering::Release);
+            });
+            self.swap(&mut current, Some(set));
         }
         count
     }

@@ -11,13 +11,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Header};
 
-use super::cache::{CacheUsage, TokenCache, Verdict};
+use super::cache::{CacheUsage, TokenCache, Verdict, unix_now};
 use super::claims::{ABSENT, AccessToken, Claims, RoleSources};
 use super::error::{AuthError, Rejection};
 use super::keys::{KeySet, KeyStore, Trigger, VerificationKey};
@@ -32,7 +31,8 @@ pub struct TokenValidator {
     issuer: String,
     audience: Option<String>,
     require_at_jwt: bool,
-    leeway: Duration,
+    /// `OIDC_LEEWAY`, in seconds.
+    leeway: i64,
     max_token_bytes: usize,
     cache: Option<TokenCache>,
     rejections: SampledLog,
@@ -81,7 +81,7 @@ impl TokenValidator {
             issuer,
             audience: settings.audience.clone(),
             require_at_jwt: settings.require_at_jwt,
-            leeway: settings.leeway,
+            leeway: i64::try_from(settings.leeway.as_secs()).unwrap_or(i64::MAX),
             max_token_bytes: settings.max_token_bytes,
             cache: TokenCache::new(settings.token_cache_bytes),
             rejections: SampledLog::default(),
@@ -251,8 +251,9 @@ impl TokenValidator {
             .decode(jws.payload)
             .map_err(|_| Rejection::Malformed)?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| Rejection::Claims)?;
-        self.check_registered(&claims, now())?;
-        self.check_claims(&claims)?;
+        let now = unix_now();
+        self.check_registered(&claims, now)?;
+        self.check_claims(&claims, now)?;
         Ok((claims, payload))
     }
 
@@ -267,13 +268,12 @@ impl TokenValidator {
         {
             return Err(Rejection::MissingClaim);
         }
-        let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX);
-        if claims.exp < now.saturating_sub(leeway) {
+        if claims.exp < now.saturating_sub(self.leeway) {
             return Err(Rejection::Expired);
         }
         if claims
             .nbf
-            .is_some_and(|nbf| nbf > now.saturating_add(leeway))
+            .is_some_and(|nbf| nbf > now.saturating_add(self.leeway))
         {
             return Err(Rejection::NotYetValid);
         }
@@ -295,7 +295,7 @@ impl TokenValidator {
     /// What RFC 9068 and this service add: the token is an access token (Keycloak's payload
     /// `typ`; no ID-token hashes unless `at+jwt` already proved the type), it was not issued
     /// in the future, and it names a client that is allowed to call.
-    fn check_claims(&self, claims: &Claims) -> Result<(), Rejection> {
+    fn check_claims(&self, claims: &Claims, now: i64) -> Result<(), Rejection> {
         if claims
             .typ
             .as_deref()
@@ -306,8 +306,10 @@ impl TokenValidator {
         if !self.require_at_jwt && (claims.at_hash.is_some() || claims.c_hash.is_some()) {
             return Err(Rejection::NotAccessToken);
         }
-        let latest = now().saturating_add(i64::try_from(self.leeway.as_secs()).unwrap_or(0));
-        if claims.iat.is_some_and(|iat| iat > latest) {
+        if claims
+            .iat
+            .is_some_and(|iat| iat > now.saturating_add(self.leeway))
+        {
             return Err(Rejection::IssuedInFuture);
         }
         if let Some(allowed) = &self.allowed_clients {
@@ -322,15 +324,6 @@ impl TokenValidator {
         }
         Ok(())
     }
-}
-
-/// Seconds since the epoch.
-fn now() -> i64 {
-    let seconds = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    i64::try_from(seconds).unwrap_or(i64::MAX)
 }
 
 /// RFC 6750 §2.1 `b64token`: letters, digits and `-._~+/`, then optional `=` padding.
@@ -387,10 +380,7 @@ struct SampledLog {
 impl SampledLog {
     /// `Some(lines left out since the last one logged)` when this line may be logged.
     fn admit(&self) -> Option<u64> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = u64::try_from(unix_now()).unwrap_or_default();
         let second = self.second.load(Ordering::Relaxed);
         if second != now
             && self
