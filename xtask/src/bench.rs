@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--seconds N] [--no-write]`: load tests the default example against a
+//! `cargo xtask bench [--seconds N] [--rounds N] [--no-write] [--only SCENARIO,...]`: load tests the default example against a
 //! bare actix-web floor, on loopback, and writes the figures to `docs/benchmarks.md`.
 //!
 //! Both servers are built in release. The npm `oidc-provider` issues the tokens (the service
@@ -49,17 +49,33 @@ pub fn bench(flags: &flags::Bench) -> Result {
     fs::write(&jwks, http::get_ok(&jwks_uri)?).map_err(|e| e.to_string())?;
     let load = Load::new(wrk, seconds, &discovery)?;
     let keys = state.join("keys.json");
+    let scenarios: Vec<Scenario> = Scenario::ALL
+        .into_iter()
+        .filter(|scenario| flags.only.is_empty() || flags.only.contains(scenario))
+        .collect();
+    // The floor runs what the chosen scenarios are compared with.
+    let floor_scenarios: Vec<Scenario> = Scenario::ALL
+        .into_iter()
+        .filter(|s| s.floor_runs() && scenarios.iter().any(|chosen| chosen.floor() == *s))
+        .collect();
+    let minted = |scenario: Scenario| {
+        if scenarios.contains(&scenario) {
+            20_000
+        } else {
+            0
+        }
+    };
     let mut rs256_fresh = Tokens::mint(
         &keys,
         &load.token(Scenario::Rs256Fresh)?,
         &scratch.path.join("rs256.txt"),
-        20_000,
+        minted(Scenario::Rs256Fresh),
     )?;
     let mut es256_fresh = Tokens::mint(
         &keys,
         &load.token(Scenario::Es256Fresh)?,
         &scratch.path.join("es256.txt"),
-        20_000,
+        minted(Scenario::Es256Fresh),
     )?;
     println!("issuer {}; tokens minted", idp.issuer);
     let counter = Counter::build(&scratch.path)?;
@@ -72,9 +88,9 @@ pub fn bench(flags: &flags::Bench) -> Result {
         issuer: idp.issuer.clone(),
     };
     let mut floor_results = Vec::new();
-    for scenario in Scenario::ALL.into_iter().filter(|s| s.floor_runs()) {
+    for scenario in floor_scenarios {
         let tokens = fresh(scenario, &rs256_fresh, &es256_fresh);
-        let mut result = measure(&floor, scenario, &load, tokens)?;
+        let mut result = measure(&floor, scenario, &load, tokens, flags.rounds)?;
         result.allocations = Some(counter.per_request(&floor, scenario, &load, tokens)?);
         println!("{}", result.line());
         floor_results.push(result);
@@ -90,7 +106,7 @@ pub fn bench(flags: &flags::Bench) -> Result {
     };
     fs::create_dir_all(scratch.path.join("service")).map_err(|e| e.to_string())?;
     let mut service_results = Vec::new();
-    for scenario in Scenario::ALL {
+    for scenario in scenarios {
         let tokens = match scenario {
             Scenario::Rs256Fresh => Some(&mut rs256_fresh),
             Scenario::Es256Fresh => Some(&mut es256_fresh),
@@ -107,7 +123,7 @@ pub fn bench(flags: &flags::Bench) -> Result {
             tokens.ensure(floor_requests * 5 / 2 + 1_000)?;
         }
         let tokens = fresh(scenario, &rs256_fresh, &es256_fresh);
-        let mut result = measure(&service, scenario, &load, tokens)?;
+        let mut result = measure(&service, scenario, &load, tokens, flags.rounds)?;
         result.allocations = Some(counter.per_request(&service, scenario, &load, tokens)?);
         println!("{}", result.line());
         service_results.push(result);
@@ -116,6 +132,7 @@ pub fn bench(flags: &flags::Bench) -> Result {
 
     let report = Report {
         seconds,
+        rounds: flags.rounds,
         before,
         after,
         floor: floor_results,

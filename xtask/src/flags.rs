@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::harness::Scenario;
 use crate::shell::Result;
 
 pub const USAGE: &str = "usage: cargo xtask <generate | check-examples | new DIR [key=value ...] | upgrade SERVICE [--to REVISION] [--from REVISION] [--allow-dirty] [--dry-run] | check-upgrades | matrix [--list] [--only NAME] | release VERSION | lint | book | doc-commands | image-steps | schemathesis | test | bench | fuzz | reliability>";
@@ -107,12 +108,17 @@ impl Matrix {
     }
 }
 
-/// `bench [--seconds N] [--no-write]`.
+/// `bench [--seconds N] [--rounds N] [--no-write] [--only SCENARIO,...]`.
 pub struct Bench {
     /// How long each measured run lasts.
     pub seconds: u32,
+    /// How many runs each row is the median of.
+    pub rounds: u32,
     /// Whether `docs/benchmarks.md` is rewritten.
     pub write: bool,
+    /// The scenarios to run, by [`Scenario::name`]; all of them when empty. A partial run
+    /// prints its table and does not write it.
+    pub only: Vec<Scenario>,
 }
 
 /// `fuzz [--seconds N]`.
@@ -174,7 +180,9 @@ impl Bench {
     fn parse(args: &[String]) -> Result<Self> {
         let mut flags = Self {
             seconds: 10,
+            rounds: 3,
             write: true,
+            only: Vec::new(),
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -185,7 +193,32 @@ impl Bench {
                         .and_then(|value| value.parse().ok())
                         .ok_or("--seconds takes a whole number")?;
                 }
+                "--rounds" => {
+                    flags.rounds = args
+                        .next()
+                        .and_then(|value| value.parse().ok())
+                        .filter(|rounds| *rounds > 0)
+                        .ok_or("--rounds takes a whole number, at least 1")?;
+                }
                 "--no-write" => flags.write = false,
+                "--only" => {
+                    let names = args.next().ok_or("--only needs scenario names")?;
+                    for name in names.split(',') {
+                        let scenario = Scenario::ALL
+                            .into_iter()
+                            .find(|scenario| scenario.name() == name)
+                            .ok_or_else(|| {
+                                let known: Vec<_> =
+                                    Scenario::ALL.iter().map(|s| s.name()).collect();
+                                format!(
+                                    "bench: no scenario {name}; the scenarios: {}",
+                                    known.join(", ")
+                                )
+                            })?;
+                        flags.only.push(scenario);
+                    }
+                    flags.write = false;
+                }
                 other => return Err(format!("bench: unknown argument {other}")),
             }
         }

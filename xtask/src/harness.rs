@@ -93,6 +93,20 @@ impl Scenario {
         }
     }
 
+    /// The scenario's name for `cargo xtask bench --only`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Liveness => "liveness",
+            Self::LivenessQuiet => "liveness-warn",
+            Self::LivenessOneWorker => "liveness-one-worker",
+            Self::Rs256Repeated => "rs256-repeated",
+            Self::Rs256Fresh => "rs256-fresh",
+            Self::Es256Repeated => "es256-repeated",
+            Self::Es256Fresh => "es256-fresh",
+            Self::UsersMe => "users-me",
+        }
+    }
+
     /// The floor's scenario this one is compared with.
     pub fn floor(self) -> Self {
         match self {

@@ -6,9 +6,13 @@
 //!   attacker minting garbage that happens to verify) costs no cache insertion, while a token
 //!   a client keeps sending is cached from its second request on. Tokens seen once are
 //!   remembered by fingerprint in a fixed table ([`Doorkeeper`]): it forgets, never grows.
+//! - **Known by a [`TokenKey`], never by the token**: the SHA-256 of its signature (the
+//!   bearer credential) and its signed part (header and claims, no credential on their own),
+//!   which a hit compares in full. Only the signature is hashed: a third to a half of an RS256
+//!   token, a fifth of an ES256 one.
 //! - **Bounded in bytes** (`OIDC_TOKEN_CACHE_BYTES`), not in entries: an entry weighs its
-//!   claims twice over (parsed, and as the JSON kept for [`AccessToken::claim`]) plus
-//!   [`ENTRY_OVERHEAD`], so large tokens take more of the budget.
+//!   claims twice over (parsed, and as the JSON kept for [`AccessToken::claim`]), its signed
+//!   part and [`ENTRY_OVERHEAD`], so large tokens take more of the budget.
 //! - **A verdict ends with its token** (`exp`) and **with its key**: the validator checks
 //!   that the key that verified the signature is still the provider's before it trusts a
 //!   cached verdict.
@@ -37,13 +41,52 @@ pub const ENTRY_OVERHEAD: u32 = 512;
 /// How many verdicts each thread keeps in front of the shared cache.
 pub const FRONT_SLOTS: usize = 8;
 
-/// A token's SHA-256: the cache never holds the token itself.
+/// The SHA-256 of a token's signature: the cache never holds the signature itself.
 pub type Fingerprint = [u8; 32];
+
+/// What the cache knows a token by: two tokens with the same key are the same token.
+#[derive(Clone, Copy)]
+pub struct TokenKey<'a> {
+    /// The SHA-256 of what follows the token's last `.` (its signature).
+    pub fingerprint: Fingerprint,
+    /// What comes before it (the header and the claims, as signed).
+    pub signed: &'a str,
+}
+
+impl<'a> TokenKey<'a> {
+    pub fn of(token: &'a str) -> Self {
+        let (signed, signature) = split(token);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, signature.as_bytes());
+        Self {
+            fingerprint: digest
+                .as_ref()
+                .try_into()
+                .expect("SHA-256 digests are 32 bytes"),
+            signed,
+        }
+    }
+
+    /// The key of `token`, whose fingerprint [`TokenKey::of`] computed before.
+    pub fn again(token: &'a str, fingerprint: Fingerprint) -> Self {
+        Self {
+            fingerprint,
+            signed: split(token).0,
+        }
+    }
+}
+
+/// A token's signed part and its signature; the whole of it is the signature when it has
+/// no `.`, which only a malformed token lacks.
+fn split(token: &str) -> (&str, &str) {
+    token.rsplit_once('.').unwrap_or(("", token))
+}
 
 /// A verified token's claims and the key that verified its signature.
 #[derive(Clone)]
 pub struct Verdict {
     pub token: AccessToken,
+    /// The token's [`TokenKey::signed`].
+    pub signed: Box<str>,
     pub key: Arc<VerificationKey>,
     /// Whether the token named its key (`kid`) or was verified by the set's only key.
     pub by_kid: bool,
@@ -72,7 +115,7 @@ impl TokenCache {
         (bytes > 0).then(|| Self {
             verdicts: Cache::builder()
                 .max_capacity(bytes)
-                .weigher(|_, verdict: &Verdict| weight(&verdict.token))
+                .weigher(|_, verdict: &Verdict| weight(verdict))
                 .expire_after(UntilExpiry)
                 .build(),
             // One slot per KiB of budget: a token is admitted if no other token took its
@@ -82,48 +125,50 @@ impl TokenCache {
         })
     }
 
-    pub fn fingerprint(token: &str) -> Fingerprint {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-        digest
-            .as_ref()
-            .try_into()
-            .expect("SHA-256 digests are 32 bytes")
-    }
-
     /// This thread's copy of a verdict it used since the key set became `generation`,
     /// unless its token, or the key set's trust, has expired since.
-    pub fn recent(&self, fingerprint: &Fingerprint, generation: u64) -> Option<AccessToken> {
-        FRONT.with_borrow(|front| front.get(self.id, generation, fingerprint))
+    pub fn recent(&self, key: &TokenKey<'_>, generation: u64) -> Option<AccessToken> {
+        FRONT.with_borrow(|front| front.get(self.id, generation, key))
     }
 
     /// Keeps this thread's own copy of `token`, whose key was checked against the key set
     /// of `generation`, trusted until `trusted_until`.
     pub fn remember(
         &self,
-        fingerprint: Fingerprint,
+        key: &TokenKey<'_>,
         token: &AccessToken,
         generation: u64,
         trusted_until: Option<Instant>,
     ) {
-        let copy = token.detached();
-        FRONT.with_borrow_mut(|front| {
-            front.put(self.id, generation, trusted_until, fingerprint, copy);
-        });
+        let Some(until) = Kept::until(token.exp, trusted_until) else {
+            return;
+        };
+        let copy = Kept {
+            fingerprint: key.fingerprint,
+            signed: Box::from(key.signed),
+            token: token.detached(),
+            until,
+        };
+        FRONT.with_borrow_mut(|front| front.put(self.id, generation, copy));
     }
 
-    pub fn get(&self, fingerprint: &Fingerprint) -> Option<Verdict> {
-        self.verdicts.get(fingerprint)
+    /// The verdict on the token of `key`. A verdict under the same fingerprint for another
+    /// signed part (a signature moved onto other claims) is not this token's: not found.
+    pub fn get(&self, key: &TokenKey<'_>) -> Option<Verdict> {
+        self.verdicts
+            .get(&key.fingerprint)
+            .filter(|verdict| *verdict.signed == *key.signed)
     }
 
-    pub fn invalidate(&self, fingerprint: &Fingerprint) {
-        self.verdicts.invalidate(fingerprint);
+    pub fn invalidate(&self, key: &TokenKey<'_>) {
+        self.verdicts.invalidate(&key.fingerprint);
     }
 
     /// Caches `verdict` if this is the second time its token was verified; otherwise only
     /// notes that it was seen.
-    pub fn offer(&self, fingerprint: Fingerprint, verdict: impl FnOnce() -> Verdict) {
-        if self.seen.second_sighting(&fingerprint) {
-            self.verdicts.insert(fingerprint, verdict());
+    pub fn offer(&self, key: &TokenKey<'_>, verdict: impl FnOnce() -> Verdict) {
+        if self.seen.second_sighting(&key.fingerprint) {
+            self.verdicts.insert(key.fingerprint, verdict());
         }
     }
 
@@ -137,10 +182,15 @@ impl TokenCache {
     }
 }
 
-/// An entry's weight in bytes: its claims twice (parsed, and as JSON) and the overhead.
-fn weight(token: &AccessToken) -> u32 {
-    let claims = u32::try_from(token.payload_len()).unwrap_or(u32::MAX / 4);
-    claims.saturating_mul(2).saturating_add(ENTRY_OVERHEAD)
+/// An entry's weight in bytes: its claims twice (parsed, and as JSON), its signed part and
+/// the overhead.
+fn weight(verdict: &Verdict) -> u32 {
+    let claims = u32::try_from(verdict.token.payload_len()).unwrap_or(u32::MAX / 4);
+    let signed = u32::try_from(verdict.signed.len()).unwrap_or(u32::MAX / 4);
+    claims
+        .saturating_mul(2)
+        .saturating_add(signed)
+        .saturating_add(ENTRY_OVERHEAD)
 }
 
 /// Fingerprints of tokens seen once, a slot each, chosen by the fingerprint: a newer token
@@ -183,14 +233,41 @@ thread_local! {
     static FRONT: RefCell<Front> = const { RefCell::new(Front::EMPTY) };
 }
 
+/// A verdict as a thread keeps it.
+struct Kept {
+    fingerprint: Fingerprint,
+    signed: Box<str>,
+    token: AccessToken,
+    /// When the copy stops holding, on the monotonic clock: the token's `exp` or the end of
+    /// the key set's trust, whichever comes first; `None` when neither ever comes. So a
+    /// hit reads one clock.
+    until: Option<Instant>,
+}
+
+impl Kept {
+    /// `Some(until)` for a token that expires at `exp` (seconds since the epoch) checked
+    /// against keys trusted until `trusted_until`; `None` once it has expired.
+    fn until(exp: i64, trusted_until: Option<Instant>) -> Option<Option<Instant>> {
+        let now = Instant::now();
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let left = Duration::from_secs(u64::try_from(exp).ok()?).checked_sub(since_epoch)?;
+        // An `exp` too far away for an `Instant` never comes.
+        Some(match (now.checked_add(left), trusted_until) {
+            (Some(expires), Some(trusted)) => Some(expires.min(trusted)),
+            (expires, trusted) => expires.or(trusted),
+        })
+    }
+}
+
 /// A thread's copies of the verdicts it used last, all checked against one key set.
 struct Front {
     /// The [`TokenCache`] they come from (tests run several validators on one thread).
     owner: u64,
     /// The key set's generation they were checked under.
     generation: u64,
-    trusted_until: Option<Instant>,
-    slots: [Option<(Fingerprint, AccessToken)>; FRONT_SLOTS],
+    slots: [Option<Kept>; FRONT_SLOTS],
     /// The slot the next copy takes: the oldest.
     next: usize,
 }
@@ -199,49 +276,37 @@ impl Front {
     const EMPTY: Self = Self {
         owner: 0,
         generation: 0,
-        trusted_until: None,
         slots: [const { None }; FRONT_SLOTS],
         next: 0,
     };
 
-    fn get(&self, owner: u64, generation: u64, fingerprint: &Fingerprint) -> Option<AccessToken> {
-        if self.owner != owner
-            || self.generation != generation
-            || self
-                .trusted_until
-                .is_some_and(|until| Instant::now() >= until)
-        {
+    fn get(&self, owner: u64, generation: u64, key: &TokenKey<'_>) -> Option<AccessToken> {
+        if self.owner != owner || self.generation != generation {
             return None;
         }
-        let (_, token) = self
+        let kept = self
             .slots
             .iter()
             .flatten()
-            .find(|(f, _)| f == fingerprint)?;
-        (token.exp > unix_now()).then(|| token.clone())
+            .find(|kept| kept.fingerprint == key.fingerprint && *kept.signed == *key.signed)?;
+        kept.until
+            .is_none_or(|until| Instant::now() < until)
+            .then(|| kept.token.clone())
     }
 
-    fn put(
-        &mut self,
-        owner: u64,
-        generation: u64,
-        trusted_until: Option<Instant>,
-        fingerprint: Fingerprint,
-        token: AccessToken,
-    ) {
+    fn put(&mut self, owner: u64, generation: u64, copy: Kept) {
         if self.owner != owner || self.generation != generation {
             *self = Self {
                 owner,
                 generation,
-                trusted_until,
                 ..Self::EMPTY
             };
         }
-        let slot = match self
-            .slots
-            .iter()
-            .position(|slot| slot.as_ref().is_some_and(|(f, _)| *f == fingerprint))
-        {
+        let slot = match self.slots.iter().position(|slot| {
+            slot.as_ref().is_some_and(|kept| {
+                (&kept.fingerprint, &kept.signed) == (&copy.fingerprint, &copy.signed)
+            })
+        }) {
             Some(taken) => taken,
             None => {
                 let next = self.next;
@@ -249,7 +314,7 @@ impl Front {
                 next
             }
         };
-        self.slots[slot] = Some((fingerprint, token));
+        self.slots[slot] = Some(copy);
     }
 }
 
@@ -293,10 +358,10 @@ mod tests {
         let cache = TokenCache::new(1 << 20).expect("a cache");
         let other = TokenCache::new(1 << 20).expect("a cache");
         let [valid, expired, distrusted] =
-            ["valid", "expired", "distrusted"].map(TokenCache::fingerprint);
+            ["h.c.valid", "h.c.expired", "h.c.distrusted"].map(TokenKey::of);
         let later = unix_now() + 60;
 
-        cache.remember(valid, &token(later), 7, None);
+        cache.remember(&valid, &token(later), 7, None);
         assert_eq!(
             cache.recent(&valid, 7).map(|t| t.sub.clone()).as_deref(),
             Some("ada")
@@ -307,10 +372,10 @@ mod tests {
         );
         assert!(cache.recent(&valid, 8).is_none(), "the key set changed");
 
-        cache.remember(expired, &token(unix_now() - 1), 7, None);
+        cache.remember(&expired, &token(unix_now() - 1), 7, None);
         assert!(cache.recent(&expired, 7).is_none(), "the token expired");
 
-        cache.remember(distrusted, &token(later), 9, Some(Instant::now()));
+        cache.remember(&distrusted, &token(later), 9, Some(Instant::now()));
         assert!(
             cache.recent(&distrusted, 9).is_none(),
             "the key set went stale"
@@ -320,26 +385,52 @@ mod tests {
             "a new generation dropped the older copies"
         );
 
-        for i in 0..=FRONT_SLOTS {
-            cache.remember(
-                TokenCache::fingerprint(&i.to_string()),
-                &token(later),
-                10,
-                None,
-            );
+        let names: Vec<String> = (0..=FRONT_SLOTS).map(|i| format!("h.c.{i}")).collect();
+        for name in &names {
+            cache.remember(&TokenKey::of(name), &token(later), 10, None);
         }
         assert!(
-            cache.recent(&TokenCache::fingerprint("0"), 10).is_none(),
+            cache.recent(&TokenKey::of(&names[0]), 10).is_none(),
             "the oldest went"
         );
-        let newest = TokenCache::fingerprint(&FRONT_SLOTS.to_string());
-        assert!(cache.recent(&newest, 10).is_some());
+        assert!(
+            cache
+                .recent(&TokenKey::of(&names[FRONT_SLOTS]), 10)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_token_is_known_by_its_whole_text_and_only_its_signature_is_hashed() {
+        let kept = TokenKey::of("header.claims.signature");
+        let moved = TokenKey::of("header.other.signature");
+        assert_eq!(kept.fingerprint, moved.fingerprint, "the same signature");
+        assert_eq!(
+            (kept.signed, moved.signed),
+            ("header.claims", "header.other")
+        );
+        assert_ne!(
+            kept.fingerprint,
+            TokenKey::of("header.claims.signaturE").fingerprint
+        );
+        let cache = TokenCache::new(1 << 20).expect("a cache");
+        cache.remember(&kept, &token(unix_now() + 60), 1, None);
+        assert!(cache.recent(&kept, 1).is_some());
+        assert!(
+            cache.recent(&moved, 1).is_none(),
+            "a signature on other claims"
+        );
+        // No `.` at all: the whole text is hashed, and nothing is signed.
+        let bare = TokenKey::of("garbage");
+        assert_eq!(bare.signed, "");
+        assert_eq!(bare.fingerprint, TokenKey::of("x.garbage").fingerprint);
+        assert!(cache.recent(&bare, 1).is_none());
     }
 
     #[test]
     fn a_fingerprint_is_admitted_on_its_second_sighting() {
         let seen = Doorkeeper::new(0);
-        let (a, b) = (TokenCache::fingerprint("a"), TokenCache::fingerprint("b"));
+        let (a, b) = (TokenKey::of("a").fingerprint, TokenKey::of("b").fingerprint);
         assert!(!seen.second_sighting(&a), "first sighting");
         assert!(!seen.second_sighting(&b));
         assert!(seen.second_sighting(&a), "second sighting");
@@ -350,11 +441,11 @@ mod tests {
     fn the_doorkeeper_forgets_instead_of_growing() {
         let seen = Doorkeeper::new(0);
         assert_eq!(seen.slots.len(), 1024);
-        let first = TokenCache::fingerprint("first");
+        let first = TokenKey::of("first").fingerprint;
         seen.second_sighting(&first);
         // A flood of other tokens takes every slot, the first one's included.
         for i in 0..100_000 {
-            seen.second_sighting(&TokenCache::fingerprint(&i.to_string()));
+            seen.second_sighting(&TokenKey::of(&i.to_string()).fingerprint);
         }
         assert_eq!(seen.slots.len(), 1024);
         assert!(!seen.second_sighting(&first), "seen again as if new");

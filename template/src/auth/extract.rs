@@ -7,6 +7,8 @@ use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, web};
 use actix_web_httpauth::middleware::HttpAuthentication;
+use futures_util::FutureExt;
+use futures_util::future::{Either, Map};
 
 use super::claims::AccessToken;
 use super::error::AuthError;
@@ -14,12 +16,11 @@ use super::validator::TokenValidator;
 
 impl FromRequest for AccessToken {
     type Error = AuthError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, AuthError>>>>;
+    type Future = Map<Authenticated, fn(Found) -> Result<Self, AuthError>>;
 
     /// Requires a valid bearer token: 401 without one, 401 for a refused one.
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let request = request.clone();
-        Box::pin(async move { authenticate(&request).await?.ok_or(AuthError::MissingToken) })
+        authenticate(request).map(|found| found?.ok_or(AuthError::MissingToken))
     }
 }
 
@@ -30,29 +31,50 @@ pub struct OptionalAccessToken(pub Option<AccessToken>);
 
 impl FromRequest for OptionalAccessToken {
     type Error = AuthError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, AuthError>>>>;
+    type Future = Map<Authenticated, fn(Found) -> Result<Self, AuthError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let request = request.clone();
-        Box::pin(async move { authenticate(&request).await.map(OptionalAccessToken) })
+        authenticate(request).map(|found| found.map(OptionalAccessToken))
     }
 }
 
-/// Validates the request's bearer token once; later extractions reuse the result.
-async fn authenticate(request: &HttpRequest) -> Result<Option<AccessToken>, AuthError> {
+/// The request's token, `None` when it sent none.
+type Found = Result<Option<AccessToken>, AuthError>;
+
+/// [`Found`] at once, or after a signature check or a key fetch.
+type Authenticated = Either<Ready<Found>, Pin<Box<dyn Future<Output = Found>>>>;
+
+/// Validates the request's bearer token once; later extractions reuse the result. A token
+/// this worker accepted lately is answered at once, with nothing boxed or stored; any
+/// other one is verified in a future of its own.
+fn authenticate(request: &HttpRequest) -> Authenticated {
     if let Some(token) = request.extensions().get::<AccessToken>() {
-        return Ok(Some(token.clone()));
+        return Either::Left(ready(Ok(Some(token.clone()))));
     }
     let Some(header) = request.headers().get(AUTHORIZATION) else {
-        return Ok(None);
+        return Either::Left(ready(Ok(None)));
     };
-    let token = bearer_token(header.as_bytes())?;
-    let validator = request
+    let token = match bearer_token(header.as_bytes()) {
+        Ok(token) => token,
+        Err(refused) => return Either::Left(ready(Err(refused))),
+    };
+    let unknown = match validator(request).recent(token) {
+        Ok(token) => return Either::Left(ready(Ok(Some(token)))),
+        Err(unknown) => unknown,
+    };
+    let (request, header) = (request.clone(), header.clone());
+    Either::Right(Box::pin(async move {
+        let token = bearer_token(header.as_bytes())?;
+        let token = validator(&request).validate_unknown(token, unknown).await?;
+        request.extensions_mut().insert(token.clone());
+        Ok(Some(token))
+    }))
+}
+
+fn validator(request: &HttpRequest) -> &TokenValidator {
+    request
         .app_data::<web::Data<TokenValidator>>()
-        .expect("the token validator is registered in server::Application");
-    let token = validator.validate(token).await?;
-    request.extensions_mut().insert(token.clone());
-    Ok(Some(token))
+        .expect("the token validator is registered in server::Application")
 }
 
 /// The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1). Another scheme

@@ -75,6 +75,8 @@ impl Machine {
 /// What one run of the benchmark measured.
 pub struct Report {
     pub seconds: u32,
+    /// How many runs each row is the median of.
+    pub rounds: u32,
     pub before: Machine,
     pub after: Machine,
     pub floor: Vec<Measured>,
@@ -141,16 +143,17 @@ impl Report {
         );
         let _ = writeln!(
             md,
-            "\nEach row: a new server process (`WORKERS={WORKERS}` unless the route says \
-             otherwise), 2 s of warm-up, then {} s of `wrk --threads {WRK_THREADS} --connections \
-             {WRK_CONNECTIONS}` on the same 2 cores. The service runs with production settings: \
+            "\nEach row: the median of {} runs by requests per second (their range in \
+             brackets; the peak RSS is the highest of them), each run a new server process \
+             (`WORKERS={WORKERS}` unless the route says otherwise), 2 s of warm-up, then {} s of \
+             `wrk --threads {WRK_THREADS} --connections {WRK_CONNECTIONS}` on the same 2 cores. The service runs with production settings: \
              JSON logs at `info` (unless the route says otherwise) into a pipe that the benchmark \
              reads, as a container runtime reads them, and metrics on. Server CPU per request is \
              the server process's own user and system time over the run divided by the requests \
              it answered (10 ms resolution), which leaves out what wrk costs. Allocations per \
              request: malloc, calloc, realloc and aligned allocations of another server process, \
              counted by a preloaded library over 2 s of one connection after 1 s of warm-up.",
-            self.seconds
+            self.rounds, self.seconds
         );
         md.push_str(
             "\n| Route | Server | Requests/s | × floor | Server CPU per request | Allocations per request | p50 | p99 | Errors | Peak RSS |\n\
@@ -236,7 +239,8 @@ impl Report {
                 0.9,
             ),
         ];
-        for (name, ratio, target) in targets {
+        // A partial run (`--only`) leaves out the targets it has no figures for.
+        for (name, ratio, target) in targets.into_iter().filter(|(_, r, _)| r.is_normal()) {
             let _ = writeln!(
                 md,
                 "| {name} | {ratio:.2} × | {} |",
@@ -248,8 +252,10 @@ impl Report {
             .into_iter()
             .filter_map(|s| self.service(s))
             .map(|m| m.peak_rss)
-            .max()
-            .unwrap_or(0);
+            .max();
+        let Some(peak) = peak else {
+            return md;
+        };
         let _ = writeln!(
             md,
             "| peak RSS under the fresh-token load ≤ 24 MiB with `WORKERS={WORKERS}` | {:.1} MiB | {} |",
@@ -269,8 +275,10 @@ fn row(title: &str, server: &str, measured: &Measured, floor: Option<&Measured>)
         format!("{:.2}", measured.per_second / floor.per_second)
     });
     format!(
-        "| {title} | {server} | {:.0} | {ratio} | {:.1} µs | {} | {:.2} ms | {:.2} ms | {} | {:.1} MiB |",
+        "| {title} | {server} | {:.0} ({:.0}–{:.0}) | {ratio} | {:.1} µs | {} | {:.2} ms | {:.2} ms | {} | {:.1} MiB |",
         measured.per_second,
+        measured.range.0,
+        measured.range.1,
         micros(measured.cpu_per_request),
         measured
             .allocations

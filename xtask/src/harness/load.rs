@@ -27,6 +27,8 @@ pub struct Measured {
     pub scenario: Scenario,
     pub requests: u64,
     pub per_second: f64,
+    /// The lowest and highest requests a second of the runs this one is the median of.
+    pub range: (f64, f64),
     pub p50: Duration,
     pub p99: Duration,
     /// Non-2xx/3xx answers, and connect, read, write and timeout errors.
@@ -67,9 +69,34 @@ impl Measured {
     }
 }
 
+/// Runs `scenario` `rounds` times, each against a new process of `target` (so fresh tokens
+/// are new to each): the run with the median requests a second, with the range of them all
+/// and the highest peak memory. One run can be a fifth off another on a shared 2-core
+/// machine, as the scheduler places the server's and wrk's threads.
+pub fn measure(
+    target: &Target,
+    scenario: Scenario,
+    load: &Load,
+    fresh: Option<&Tokens>,
+    rounds: u32,
+) -> Result<Measured> {
+    let mut runs = (0..rounds.max(1))
+        .map(|_| measure_once(target, scenario, load, fresh))
+        .collect::<Result<Vec<_>>>()?;
+    runs.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+    let range = (runs[0].per_second, runs[runs.len() - 1].per_second);
+    let peak_rss = runs.iter().map(|run| run.peak_rss).max().unwrap_or(0);
+    let wrapped = runs.iter().map(|run| run.wrapped).sum();
+    let mut median = runs.swap_remove(runs.len() / 2);
+    median.range = range;
+    median.peak_rss = peak_rss;
+    median.wrapped = wrapped;
+    Ok(median)
+}
+
 /// Runs `scenario` against a new process of `target`: 2 s of warm-up, then `load.seconds`
 /// measured, with the server's CPU time, peak memory and time to ready.
-pub fn measure(
+fn measure_once(
     target: &Target,
     scenario: Scenario,
     load: &Load,
@@ -213,6 +240,7 @@ impl Load {
             scenario: Scenario::Liveness,
             requests,
             per_second: requests as f64 / duration.as_secs_f64(),
+            range: (0.0, 0.0),
             p50: Duration::from_micros(value("p50_us")?),
             p99: Duration::from_micros(value("p99_us")?),
             non_2xx: value("status")?,

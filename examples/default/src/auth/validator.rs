@@ -16,7 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Header};
 
-use super::cache::{CacheUsage, TokenCache, Verdict, unix_now};
+use super::cache::{CacheUsage, Fingerprint, TokenCache, TokenKey, Verdict, unix_now};
 use super::claims::{ABSENT, AccessToken, Claims, RoleSources};
 use super::error::{AuthError, Rejection};
 use super::keys::{KeySet, KeyStore, Trigger, VerificationKey};
@@ -37,6 +37,10 @@ pub struct TokenValidator {
     cache: Option<TokenCache>,
     rejections: SampledLog,
 }
+
+/// A token [`TokenValidator::recent`] did not know, and its fingerprint when the cache is
+/// on: computed once per request.
+pub struct Unknown(Option<Fingerprint>);
 
 /// A compact JWS split into its three parts, its header decoded.
 struct Jws<'a> {
@@ -92,7 +96,36 @@ impl TokenValidator {
     /// token's `kid` and `iss` (never the token itself), at most [`LOG_LINES_PER_SECOND`]
     /// lines a second; a line after a burst says how many were left out.
     pub async fn validate(&self, token: &str) -> Result<AccessToken, AuthError> {
-        let result = self.check(token).await;
+        match self.recent(token) {
+            Ok(token) => Ok(token),
+            Err(unknown) => self.validate_unknown(token, unknown).await,
+        }
+    }
+
+    /// The token, if this thread accepted it lately and nothing has changed since (its
+    /// copy in front of the verified-token cache, `cache.rs`): no lock, nothing to wait
+    /// for. Otherwise what [`TokenValidator::validate_unknown`] goes on with.
+    pub fn recent(&self, token: &str) -> Result<AccessToken, Unknown> {
+        let Some(cache) = &self.cache else {
+            return Err(Unknown(None));
+        };
+        if token.len() > self.max_token_bytes {
+            return Err(Unknown(None));
+        }
+        let key = TokenKey::of(token);
+        cache
+            .recent(&key, self.keys.generation())
+            .ok_or(Unknown(Some(key.fingerprint)))
+    }
+
+    /// [`TokenValidator::validate`] for a token that [`TokenValidator::recent`] did not
+    /// know.
+    pub async fn validate_unknown(
+        &self,
+        token: &str,
+        unknown: Unknown,
+    ) -> Result<AccessToken, AuthError> {
+        let result = self.check(token, unknown.0).await;
         if let Err(AuthError::InvalidToken(reason)) = &result
             && let Some(suppressed) = self.rejections.admit()
         {
@@ -117,34 +150,36 @@ impl TokenValidator {
         self.cache.as_ref().map(TokenCache::usage)
     }
 
-    async fn check(&self, token: &str) -> Result<AccessToken, AuthError> {
+    /// `fingerprint`: the token's, when the cache is on.
+    async fn check(
+        &self,
+        token: &str,
+        fingerprint: Option<Fingerprint>,
+    ) -> Result<AccessToken, AuthError> {
         if token.len() > self.max_token_bytes {
             return Err(AuthError::InvalidToken(Rejection::TooLarge));
         }
         let cached = self
             .cache
             .as_ref()
-            .map(|cache| (cache, TokenCache::fingerprint(token)));
-        if let Some((cache, fingerprint)) = &cached {
-            if let Some(token) = cache.recent(fingerprint, self.keys.generation()) {
-                return Ok(token);
+            .zip(fingerprint.map(|fingerprint| TokenKey::again(token, fingerprint)));
+        if let Some((cache, token_key)) = &cached
+            && let Some(known) = cache.get(token_key)
+        {
+            let (keys, generation) = self
+                .keys
+                .current_with_generation()
+                .ok_or(AuthError::KeysUnavailable)?;
+            // A verdict holds only while the key that earned it is still the provider's.
+            if keys.still_uses(&known.key, known.by_kid) {
+                cache.remember(token_key, &known.token, generation, keys.trusted_until());
+                return Ok(known.token);
             }
-            if let Some(known) = cache.get(fingerprint) {
-                let (keys, generation) = self
-                    .keys
-                    .current_with_generation()
-                    .ok_or(AuthError::KeysUnavailable)?;
-                // A verdict holds only while the key that earned it is still the provider's.
-                if keys.still_uses(&known.key, known.by_kid) {
-                    cache.remember(*fingerprint, &known.token, generation, keys.trusted_until());
-                    return Ok(known.token);
-                }
-                cache.invalidate(fingerprint);
-            }
+            cache.invalidate(token_key);
         }
 
         // Checked past the cache: a token found there was a well-formed one when it was
-        // verified (the fingerprint is of the whole token).
+        // verified (its key is the whole token).
         if !is_token68(token) {
             return Err(AuthError::InvalidToken(Rejection::Malformed));
         }
@@ -177,9 +212,10 @@ impl TokenValidator {
         let (claims, payload) = self.claims(&jws).map_err(AuthError::InvalidToken)?;
 
         let token = AccessToken::new(claims, payload, &self.roles);
-        if let Some((cache, fingerprint)) = cached {
-            cache.offer(fingerprint, || Verdict {
+        if let Some((cache, token_key)) = cached {
+            cache.offer(&token_key, || Verdict {
                 token: token.clone(),
+                signed: Box::from(token_key.signed),
                 key,
                 by_kid,
             });

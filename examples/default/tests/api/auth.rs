@@ -1176,6 +1176,29 @@ fn validator_for(key: &SigningKey, vars: &[(&str, &str)]) -> Arc<TokenValidator>
 }
 
 #[tokio::test]
+async fn a_cached_tokens_signature_moved_onto_other_claims_is_refused() {
+    let key = SigningKey::generate("ec-1", Algorithm::ES256);
+    let validator = validator_for(&key, &[]);
+    let token = token_for(ISSUER, &key).sign();
+    // Verified twice (and cached), then found in the shared cache and copied for this
+    // thread, then found in the copy.
+    for _ in 0..4 {
+        validator.validate(&token).await.expect("valid");
+    }
+    let other = token_for(ISSUER, &key)
+        .claim("sub", json!("mallory"))
+        .sign();
+    let (signed, _) = other.rsplit_once('.').unwrap();
+    let (_, signature) = token.rsplit_once('.').unwrap();
+    let moved = format!("{signed}.{signature}");
+
+    let refused = validator.validate(&moved).await.expect_err("forged");
+    assert_eq!(refused.reason(), "signature");
+    let valid = validator.validate(&token).await.expect("still valid");
+    assert_ne!(valid.sub, "mallory");
+}
+
+#[tokio::test]
 async fn a_token_is_cached_from_its_second_use_within_a_memory_bound() {
     let key = SigningKey::generate("ec-1", Algorithm::ES256);
     let validator = validator_for(&key, &[("OIDC_TOKEN_CACHE_BYTES", "64KiB")]);

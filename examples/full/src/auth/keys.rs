@@ -258,7 +258,9 @@ impl KeyStore {
             return;
         }
         *last = Some(Instant::now());
-        if let Err(error) = self.fetch(trigger.label()).await {
+        // Boxed: the HTTP request's future is large, and every token verification's future
+        // would carry it, fetch or no fetch.
+        if let Err(error) = Box::pin(self.fetch(trigger.label())).await {
             tracing::warn!(%error, trigger = trigger.label(), "key refresh failed; keeping the current keys");
         }
     }
