@@ -34,8 +34,8 @@ use moka::sync::Cache;
 use super::claims::AccessToken;
 use super::keys::VerificationKey;
 
-/// What an entry costs besides its claims: the key, the fingerprint, the token's scope and
-/// role sets, and the cache's own bookkeeping, in bytes.
+/// What an entry costs besides its claims and its signed part: the key, the fingerprint,
+/// the token's scope and role sets, and the cache's own bookkeeping, in bytes.
 pub const ENTRY_OVERHEAD: u32 = 512;
 
 /// How many verdicts each thread keeps in front of the shared cache.
