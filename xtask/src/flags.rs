@@ -197,8 +197,8 @@ impl Bench {
                     flags.rounds = args
                         .next()
                         .and_then(|value| value.parse().ok())
-                        .filter(|rounds| *rounds > 0)
-                        .ok_or("--rounds takes a whole number, at least 1")?;
+                        .filter(|rounds| rounds % 2 == 1)
+                        .ok_or("--rounds takes an odd whole number (a row is their median)")?;
                 }
                 "--no-write" => flags.write = false,
                 "--only" => {

@@ -16,7 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Header};
 
-use super::cache::{CacheUsage, Fingerprint, TokenCache, TokenKey, Verdict, unix_now};
+use super::cache::{CacheUsage, TokenCache, TokenKey, Verdict, unix_now};
 use super::claims::{ABSENT, AccessToken, Claims, RoleSources};
 use super::error::{AuthError, Rejection};
 use super::keys::{KeySet, KeyStore, Trigger, VerificationKey};
@@ -37,10 +37,6 @@ pub struct TokenValidator {
     cache: Option<TokenCache>,
     rejections: SampledLog,
 }
-
-/// A token [`TokenValidator::recent`] did not know, and its fingerprint when the cache is
-/// on: computed once per request.
-pub struct Unknown(Option<Fingerprint>);
 
 /// A compact JWS split into its three parts, its header decoded.
 struct Jws<'a> {
@@ -97,35 +93,26 @@ impl TokenValidator {
     /// lines a second; a line after a burst says how many were left out.
     pub async fn validate(&self, token: &str) -> Result<AccessToken, AuthError> {
         match self.recent(token) {
-            Ok(token) => Ok(token),
-            Err(unknown) => self.validate_unknown(token, unknown).await,
+            Some(token) => Ok(token),
+            None => self.validate_unknown(token).await,
         }
     }
 
     /// The token, if this thread accepted it lately and nothing has changed since (its
     /// copy in front of the verified-token cache, `cache.rs`): no lock, nothing to wait
-    /// for. Otherwise what [`TokenValidator::validate_unknown`] goes on with.
-    pub fn recent(&self, token: &str) -> Result<AccessToken, Unknown> {
-        let Some(cache) = &self.cache else {
-            return Err(Unknown(None));
-        };
+    /// for. `None` leaves the token to [`TokenValidator::validate_unknown`].
+    pub fn recent(&self, token: &str) -> Option<AccessToken> {
+        let cache = self.cache.as_ref()?;
         if token.len() > self.max_token_bytes {
-            return Err(Unknown(None));
+            return None;
         }
-        let key = TokenKey::of(token);
-        cache
-            .recent(&key, self.keys.generation())
-            .ok_or(Unknown(Some(key.fingerprint)))
+        cache.recent(&TokenKey::of(token), self.keys.generation())
     }
 
-    /// [`TokenValidator::validate`] for a token that [`TokenValidator::recent`] did not
-    /// know.
-    pub async fn validate_unknown(
-        &self,
-        token: &str,
-        unknown: Unknown,
-    ) -> Result<AccessToken, AuthError> {
-        let result = self.check(token, unknown.0).await;
+    /// [`TokenValidator::validate`] without looking at this thread's copies first, for a
+    /// token that [`TokenValidator::recent`] did not know.
+    pub async fn validate_unknown(&self, token: &str) -> Result<AccessToken, AuthError> {
+        let result = self.check(token).await;
         if let Err(AuthError::InvalidToken(reason)) = &result
             && let Some(suppressed) = self.rejections.admit()
         {
@@ -150,19 +137,14 @@ impl TokenValidator {
         self.cache.as_ref().map(TokenCache::usage)
     }
 
-    /// `fingerprint`: the token's, when the cache is on.
-    async fn check(
-        &self,
-        token: &str,
-        fingerprint: Option<Fingerprint>,
-    ) -> Result<AccessToken, AuthError> {
+    async fn check(&self, token: &str) -> Result<AccessToken, AuthError> {
         if token.len() > self.max_token_bytes {
             return Err(AuthError::InvalidToken(Rejection::TooLarge));
         }
         let cached = self
             .cache
             .as_ref()
-            .zip(fingerprint.map(|fingerprint| TokenKey::again(token, fingerprint)));
+            .map(|cache| (cache, TokenKey::of(token)));
         if let Some((cache, token_key)) = &cached
             && let Some(known) = cache.get(token_key)
         {

@@ -21,8 +21,8 @@
 //!   nothing another thread reads, where a hit in the shared cache makes the workers take
 //!   turns at the same locks and reference counts. A new key set (a refresh, a rotation, keys
 //!   dropped as stale) empties every thread's copies, which then come from the shared cache
-//!   again. They are outside the byte budget: at most [`FRONT_SLOTS`] tokens' claims per
-//!   thread.
+//!   again. They are outside the byte budget: at most [`FRONT_SLOTS`] tokens' claims and
+//!   signed parts per thread.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -44,7 +44,8 @@ pub const FRONT_SLOTS: usize = 8;
 /// The SHA-256 of a token's signature: the cache never holds the signature itself.
 pub type Fingerprint = [u8; 32];
 
-/// What the cache knows a token by: two tokens with the same key are the same token.
+/// What the cache knows a token by: two tokens with the same key are the same token (or
+/// both lack a `.`, and neither can be verified, so neither is ever cached).
 #[derive(Clone, Copy)]
 pub struct TokenKey<'a> {
     /// The SHA-256 of what follows the token's last `.` (its signature).
@@ -63,14 +64,6 @@ impl<'a> TokenKey<'a> {
                 .try_into()
                 .expect("SHA-256 digests are 32 bytes"),
             signed,
-        }
-    }
-
-    /// The key of `token`, whose fingerprint [`TokenKey::of`] computed before.
-    pub fn again(token: &'a str, fingerprint: Fingerprint) -> Self {
-        Self {
-            fingerprint,
-            signed: split(token).0,
         }
     }
 }
@@ -238,26 +231,26 @@ struct Kept {
     fingerprint: Fingerprint,
     signed: Box<str>,
     token: AccessToken,
-    /// When the copy stops holding, on the monotonic clock: the token's `exp` or the end of
-    /// the key set's trust, whichever comes first; `None` when neither ever comes. So a
-    /// hit reads one clock.
-    until: Option<Instant>,
+    /// When the copy stops holding, as time since the epoch: the token's `exp` or the end
+    /// of the key set's trust, whichever comes first. So a hit reads one clock, the wall
+    /// clock `exp` is defined by (a suspended or paused machine does not stretch it).
+    until: Duration,
 }
 
 impl Kept {
     /// `Some(until)` for a token that expires at `exp` (seconds since the epoch) checked
-    /// against keys trusted until `trusted_until`; `None` once it has expired.
-    fn until(exp: i64, trusted_until: Option<Instant>) -> Option<Option<Instant>> {
-        let now = Instant::now();
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let left = Duration::from_secs(u64::try_from(exp).ok()?).checked_sub(since_epoch)?;
-        // An `exp` too far away for an `Instant` never comes.
-        Some(match (now.checked_add(left), trusted_until) {
-            (Some(expires), Some(trusted)) => Some(expires.min(trusted)),
-            (expires, trusted) => expires.or(trusted),
-        })
+    /// against keys trusted until `trusted_until`; `None` once either has passed.
+    fn until(exp: i64, trusted_until: Option<Instant>) -> Option<Duration> {
+        let now = since_epoch();
+        let expires = Duration::from_secs(u64::try_from(exp).ok()?);
+        let until = match trusted_until {
+            Some(trusted) => {
+                let left = trusted.checked_duration_since(Instant::now())?;
+                expires.min(now.saturating_add(left))
+            }
+            None => expires,
+        };
+        (now < until).then_some(until)
     }
 }
 
@@ -289,9 +282,7 @@ impl Front {
             .iter()
             .flatten()
             .find(|kept| kept.fingerprint == key.fingerprint && *kept.signed == *key.signed)?;
-        kept.until
-            .is_none_or(|until| Instant::now() < until)
-            .then(|| kept.token.clone())
+        (since_epoch() < kept.until).then(|| kept.token.clone())
     }
 
     fn put(&mut self, owner: u64, generation: u64, copy: Kept) {
@@ -318,13 +309,16 @@ impl Front {
     }
 }
 
-/// Seconds since the epoch, as `exp`, `nbf` and `iat` count them.
-pub(super) fn unix_now() -> i64 {
+/// The wall clock, as time since the epoch.
+fn since_epoch() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
-        })
+        .unwrap_or_default()
+}
+
+/// Seconds since the epoch, as `exp`, `nbf` and `iat` count them.
+pub(super) fn unix_now() -> i64 {
+    i64::try_from(since_epoch().as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Entries live until their token expires, and no longer.
@@ -375,7 +369,10 @@ mod tests {
         cache.remember(&expired, &token(unix_now() - 1), 7, None);
         assert!(cache.recent(&expired, 7).is_none(), "the token expired");
 
-        cache.remember(&distrusted, &token(later), 9, Some(Instant::now()));
+        let stale_soon = Instant::now() + Duration::from_millis(50);
+        cache.remember(&distrusted, &token(later), 9, Some(stale_soon));
+        assert!(cache.recent(&distrusted, 9).is_some());
+        std::thread::sleep(Duration::from_millis(60));
         assert!(
             cache.recent(&distrusted, 9).is_none(),
             "the key set went stale"

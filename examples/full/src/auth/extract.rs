@@ -58,14 +58,18 @@ fn authenticate(request: &HttpRequest) -> Authenticated {
         Ok(token) => token,
         Err(refused) => return Either::Left(ready(Err(refused))),
     };
-    let unknown = match validator(request).recent(token) {
-        Ok(token) => return Either::Left(ready(Ok(Some(token)))),
-        Err(unknown) => unknown,
-    };
+    if let Some(token) = validator(request).recent(token) {
+        return Either::Left(ready(Ok(Some(token))));
+    }
     let (request, header) = (request.clone(), header.clone());
     Either::Right(Box::pin(async move {
+        // Another extractor of the same request may have verified it meanwhile: actix-web
+        // makes every extractor's future before it polls any.
+        if let Some(token) = request.extensions().get::<AccessToken>() {
+            return Ok(Some(token.clone()));
+        }
         let token = bearer_token(header.as_bytes())?;
-        let token = validator(&request).validate_unknown(token, unknown).await?;
+        let token = validator(&request).validate_unknown(token).await?;
         request.extensions_mut().insert(token.clone());
         Ok(Some(token))
     }))
