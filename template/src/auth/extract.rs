@@ -48,8 +48,8 @@ type Authenticated = Either<Ready<Found>, Pin<Box<dyn Future<Output = Found>>>>;
 /// this worker accepted lately is answered at once, with nothing boxed or stored; any
 /// other one is verified in a future of its own.
 fn authenticate(request: &HttpRequest) -> Authenticated {
-    if let Some(token) = request.extensions().get::<AccessToken>() {
-        return Either::Left(ready(Ok(Some(token.clone()))));
+    if let Some(token) = verified(request) {
+        return Either::Left(ready(Ok(Some(token))));
     }
     let Some(header) = request.headers().get(AUTHORIZATION) else {
         return Either::Left(ready(Ok(None)));
@@ -65,14 +65,19 @@ fn authenticate(request: &HttpRequest) -> Authenticated {
     Either::Right(Box::pin(async move {
         // Another extractor of the same request may have verified it meanwhile: actix-web
         // makes every extractor's future before it polls any.
-        if let Some(token) = request.extensions().get::<AccessToken>() {
-            return Ok(Some(token.clone()));
+        if let Some(token) = verified(&request) {
+            return Ok(Some(token));
         }
         let token = bearer_token(header.as_bytes())?;
         let token = validator(&request).validate_unknown(token).await?;
         request.extensions_mut().insert(token.clone());
         Ok(Some(token))
     }))
+}
+
+/// The token an extractor or a middleware already verified for this request.
+fn verified(request: &HttpRequest) -> Option<AccessToken> {
+    request.extensions().get::<AccessToken>().cloned()
 }
 
 fn validator(request: &HttpRequest) -> &TokenValidator {

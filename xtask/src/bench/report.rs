@@ -146,11 +146,12 @@ impl Report {
             "\nEach row: the median of {} runs by requests per second (their range in \
              brackets; the peak RSS is the highest of them), each run a new server process \
              (`WORKERS={WORKERS}` unless the route says otherwise), 2 s of warm-up, then {} s of \
-             `wrk --threads {WRK_THREADS} --connections {WRK_CONNECTIONS}` on the same 2 cores. The service runs with production settings: \
-             JSON logs at `info` (unless the route says otherwise) into a pipe that the benchmark \
-             reads, as a container runtime reads them, and metrics on. Server CPU per request is \
-             the server process's own user and system time over the run divided by the requests \
-             it answered (10 ms resolution), which leaves out what wrk costs. Allocations per \
+             `wrk --threads {WRK_THREADS} --connections {WRK_CONNECTIONS}` on the same 2 cores. \
+             The service runs with production settings: JSON logs at `info` (unless the route \
+             says otherwise) into a pipe that the benchmark reads, as a container runtime reads \
+             them, and metrics on. Server CPU per request is the server process's own user and \
+             system time over the run divided by the requests it answered (10 ms resolution), \
+             which leaves out what wrk costs. Allocations per \
              request: malloc, calloc, realloc and aligned allocations of another server process, \
              counted by a preloaded library over 2 s of one connection after 1 s of warm-up.",
             self.rounds, self.seconds

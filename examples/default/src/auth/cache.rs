@@ -238,6 +238,11 @@ struct Kept {
 }
 
 impl Kept {
+    /// Whether this is a copy of the token of `key`.
+    fn is(&self, key: &TokenKey<'_>) -> bool {
+        self.fingerprint == key.fingerprint && *self.signed == *key.signed
+    }
+
     /// `Some(until)` for a token that expires at `exp` (seconds since the epoch) checked
     /// against keys trusted until `trusted_until`; `None` once either has passed.
     fn until(exp: i64, trusted_until: Option<Instant>) -> Option<Duration> {
@@ -277,11 +282,7 @@ impl Front {
         if self.owner != owner || self.generation != generation {
             return None;
         }
-        let kept = self
-            .slots
-            .iter()
-            .flatten()
-            .find(|kept| kept.fingerprint == key.fingerprint && *kept.signed == *key.signed)?;
+        let kept = self.slots.iter().flatten().find(|kept| kept.is(key))?;
         (since_epoch() < kept.until).then(|| kept.token.clone())
     }
 
@@ -293,11 +294,15 @@ impl Front {
                 ..Self::EMPTY
             };
         }
-        let slot = match self.slots.iter().position(|slot| {
-            slot.as_ref().is_some_and(|kept| {
-                (&kept.fingerprint, &kept.signed) == (&copy.fingerprint, &copy.signed)
-            })
-        }) {
+        let key = TokenKey {
+            fingerprint: copy.fingerprint,
+            signed: &copy.signed,
+        };
+        let slot = match self
+            .slots
+            .iter()
+            .position(|slot| slot.as_ref().is_some_and(|kept| kept.is(&key)))
+        {
             Some(taken) => taken,
             None => {
                 let next = self.next;
