@@ -2,7 +2,8 @@
 -- with BENCH_TOKENS set sends a different token with every request.
 --
 --   BENCH_TOKENS   a file of tokens, one a line; thread i of n takes every n-th, from the
---                  i-th, and sends each one once (then starts over, which `done` reports)
+--                  i-th, and sends each one once (then starts over, which `done` reports),
+--                  reading the file as it goes
 --   BENCH_THREADS  the number of wrk threads (wrk's -t)
 
 local token_file = os.getenv("BENCH_TOKENS")
@@ -15,29 +16,37 @@ function setup(thread)
 end
 
 if token_file then
-  local requests = {}
-  local index = 0
+  -- Tokens are read as they are sent, not loaded in `init`: wrk runs each thread's `init` on
+  -- its main thread and starts that thread at once, but starts its clock only after the
+  -- last `init`. Loading hundreds of thousands of tokens there let the first thread send
+  -- for seconds before the clock started, and those requests counted.
+  local file
+  local count
 
-  function init(args)
-    local count = tonumber(os.getenv("BENCH_THREADS"))
-    local headers = {}
-    local line_number = 0
-    for token in io.lines(token_file) do
-      line_number = line_number + 1
-      if (line_number - id) % count == 0 then
-        headers["Authorization"] = "Bearer " .. token
-        requests[#requests + 1] = wrk.format(nil, nil, headers)
-      end
+  -- Passes over `lines` lines of the file.
+  local function skip(lines)
+    for _ = 1, lines do
+      file:read("*l")
     end
   end
 
+  function init(args)
+    count = tonumber(os.getenv("BENCH_THREADS"))
+    file = assert(io.open(token_file))
+    skip(id - 1)
+  end
+
   function request()
-    index = index + 1
-    if index > #requests then
-      index = 1
+    local token = file:read("*l")
+    if not token then
+      file:seek("set")
       wrapped = wrapped + 1
+      skip(id - 1)
+      token = file:read("*l")
     end
-    return requests[index]
+    -- The other threads' lines.
+    skip(count - 1)
+    return wrk.format(nil, nil, { ["Authorization"] = "Bearer " .. token })
   end
 end
 

@@ -4,8 +4,9 @@
 //! Both servers are built in release. The npm `oidc-provider` issues the tokens (the service
 //! does real discovery and fetches its keys; the floor is given the same public keys), and
 //! `xtask/bench/mint.mjs` mints as many more as a fresh-token run needs with the provider's
-//! own private keys. `wrk` drives each route with 2 threads and 64 connections; every
-//! scenario starts a new server process, so its peak RSS and its token cache are its own.
+//! own private keys. `wrk` drives each route with 2 threads and 64 connections; every run
+//! starts a new server process, so its peak RSS and its token cache are its own, and the
+//! runs go round by round, every scenario once a round, a row being the median of its runs.
 //! The service's logs go into a pipe that this process reads, as in production. Another
 //! process per scenario, with an allocation counter preloaded, counts allocations per request
 //! over one connection.
@@ -17,7 +18,9 @@ mod report;
 use std::fs;
 
 use crate::flags;
-use crate::harness::{self, Counter, Load, SERVICE, Scenario, Target, Tokens, measure};
+use crate::harness::{
+    self, Counter, Load, Measured, SERVICE, Scenario, Target, Tokens, measure_once, median,
+};
 use crate::http::{self, json_string};
 use crate::provider::{self, Provider};
 use crate::shell::{Result, cargo, root, run, section};
@@ -81,22 +84,11 @@ pub fn bench(flags: &flags::Bench) -> Result {
     let counter = Counter::build(&scratch.path)?;
     let before = Machine::read();
 
-    section("the floor: bare actix-web, one signature check");
     let floor = Target::Floor {
         binary: binaries.join(FLOOR),
         jwks: jwks.clone(),
         issuer: idp.issuer.clone(),
     };
-    let mut floor_results = Vec::new();
-    for scenario in floor_scenarios {
-        let tokens = fresh(scenario, &rs256_fresh, &es256_fresh);
-        let mut result = measure(&floor, scenario, &load, tokens, flags.rounds)?;
-        result.allocations = Some(counter.per_request(&floor, scenario, &load, tokens)?);
-        println!("{}", result.line());
-        floor_results.push(result);
-    }
-
-    section("the default example, release build, JSON logs into a pipe");
     let service = Target::Service {
         binary: binaries.join(SERVICE),
         issuer: idp.issuer.clone(),
@@ -105,29 +97,64 @@ pub fn bench(flags: &flags::Bench) -> Result {
         log: None,
     };
     fs::create_dir_all(scratch.path.join("service")).map_err(|e| e.to_string())?;
-    let mut service_results = Vec::new();
-    for scenario in scenarios {
-        let tokens = match scenario {
-            Scenario::Rs256Fresh => Some(&mut rs256_fresh),
-            Scenario::Es256Fresh => Some(&mut es256_fresh),
-            _ => None,
-        };
-        // Enough unseen tokens for the service to run 25 % faster than the floor with all its
-        // requests on one wrk thread: each thread has half of them, and threads do not run
-        // evenly when they share the cores with the server.
-        if let Some(tokens) = tokens {
-            let floor_requests = floor_results
-                .iter()
-                .find(|result| result.scenario == scenario)
-                .map_or(0, |result| result.requests);
-            tokens.ensure(floor_requests * 5 / 2 + 1_000)?;
+    // Round by round, every scenario once a round (the floor's, then the service's): a slow
+    // spell of the machine falls on every row alike, not on the rows that happened to run
+    // then, and the ratios taken between rows compare runs minutes apart at most.
+    let mut floor_runs: Vec<Vec<Measured>> = floor_scenarios.iter().map(|_| Vec::new()).collect();
+    let mut service_runs: Vec<Vec<Measured>> = scenarios.iter().map(|_| Vec::new()).collect();
+    for round in 1..=flags.rounds {
+        section(&format!(
+            "round {round} of {}: the floor (bare actix-web, one signature check), then the \
+             default example (release build, JSON logs into a pipe)",
+            flags.rounds
+        ));
+        for (&scenario, runs) in floor_scenarios.iter().zip(&mut floor_runs) {
+            let tokens = fresh(scenario, &rs256_fresh, &es256_fresh);
+            runs.push(measure_once(&floor, scenario, &load, tokens)?);
+            println!("{:<7} {}", floor.name(), runs[runs.len() - 1].line());
         }
-        let tokens = fresh(scenario, &rs256_fresh, &es256_fresh);
-        let mut result = measure(&service, scenario, &load, tokens, flags.rounds)?;
-        result.allocations = Some(counter.per_request(&service, scenario, &load, tokens)?);
-        println!("{}", result.line());
-        service_results.push(result);
+        for (&scenario, runs) in scenarios.iter().zip(&mut service_runs) {
+            let tokens = match scenario {
+                Scenario::Rs256Fresh => Some(&mut rs256_fresh),
+                Scenario::Es256Fresh => Some(&mut es256_fresh),
+                _ => None,
+            };
+            // Enough unseen tokens for the service to run 25 % faster than the floor's
+            // fastest run with all its requests on one wrk thread: each thread has half of
+            // them, and threads do not run evenly when they share the cores with the server.
+            if let Some(tokens) = tokens {
+                let floor_requests = floor_scenarios
+                    .iter()
+                    .zip(&floor_runs)
+                    .filter(|(floor_scenario, _)| **floor_scenario == scenario)
+                    .flat_map(|(_, runs)| runs.iter().map(|run| run.requests))
+                    .max()
+                    .unwrap_or(0);
+                tokens.ensure(floor_requests * 5 / 2 + 1_000)?;
+            }
+            let tokens = fresh(scenario, &rs256_fresh, &es256_fresh);
+            runs.push(measure_once(&service, scenario, &load, tokens)?);
+            println!("{:<7} {}", service.name(), runs[runs.len() - 1].line());
+        }
     }
+
+    section("allocations per request, and the medians");
+    // Each row: the median of its runs, and the allocations of another process.
+    let rows = |target: &Target, scenarios: Vec<Scenario>, runs: Vec<Vec<Measured>>| {
+        scenarios
+            .into_iter()
+            .zip(runs)
+            .map(|(scenario, runs)| {
+                let mut result = median(runs);
+                let tokens = fresh(scenario, &rs256_fresh, &es256_fresh);
+                result.allocations = Some(counter.per_request(target, scenario, &load, tokens)?);
+                println!("{:<7} {}", target.name(), result.line());
+                Ok(result)
+            })
+            .collect::<Result<Vec<_>>>()
+    };
+    let floor_results = rows(&floor, floor_scenarios, floor_runs)?;
+    let service_results = rows(&service, scenarios, service_runs)?;
     let after = Machine::read();
 
     let report = Report {

@@ -179,8 +179,8 @@ impl Task {
 impl Bench {
     fn parse(args: &[String]) -> Result<Self> {
         let mut flags = Self {
-            seconds: 10,
-            rounds: 3,
+            seconds: 8,
+            rounds: 7,
             write: true,
             only: Vec::new(),
         };

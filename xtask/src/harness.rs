@@ -10,7 +10,7 @@ mod tokens;
 use std::time::Duration;
 
 pub use allocations::Counter;
-pub use load::{Load, Measured, WRK_CONNECTIONS, WRK_THREADS, measure};
+pub use load::{Load, Measured, WRK_CONNECTIONS, WRK_THREADS, measure_once, median};
 pub use server::{Overrides, Server, Target, WORKERS, resident};
 pub use tokens::Tokens;
 

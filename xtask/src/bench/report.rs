@@ -144,8 +144,9 @@ impl Report {
         let _ = writeln!(
             md,
             "\nEach row: the median of {} runs by requests per second (their range in \
-             brackets; the peak RSS is the highest of them), each run a new server process \
-             (`WORKERS={WORKERS}` unless the route says otherwise), 2 s of warm-up, then {} s of \
+             brackets; the peak RSS is the highest of them), taken round by round (every route \
+             once a round), each run a new server process (`WORKERS={WORKERS}` unless the \
+             route says otherwise), 2 s of warm-up, then {} s of \
              `wrk --threads {WRK_THREADS} --connections {WRK_CONNECTIONS}` on the same 2 cores. \
              The service runs with production settings: JSON logs at `info` (unless the route \
              says otherwise) into a pipe that the benchmark reads, as a container runtime reads \
@@ -248,7 +249,7 @@ impl Report {
             let ratio = measured / against;
             let _ = writeln!(
                 md,
-                "| {name} | {ratio:.2} × | {} |",
+                "| {name} | {ratio:.3} × | {} |",
                 if ratio >= target { "yes" } else { "**no**" }
             );
         }

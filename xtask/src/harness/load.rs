@@ -69,20 +69,11 @@ impl Measured {
     }
 }
 
-/// Runs `scenario` `rounds` times, each against a new process of `target` (so fresh tokens
-/// are new to each): the run with the median requests a second, with the range of them all
-/// and the highest peak memory. One run can be a fifth off another on a shared 2-core
-/// machine, as the scheduler places the server's and wrk's threads.
-pub fn measure(
-    target: &Target,
-    scenario: Scenario,
-    load: &Load,
-    fresh: Option<&Tokens>,
-    rounds: u32,
-) -> Result<Measured> {
-    let mut runs = (0..rounds.max(1))
-        .map(|_| measure_once(target, scenario, load, fresh))
-        .collect::<Result<Vec<_>>>()?;
+/// The run with the median requests a second of `runs` (one scenario's, each against a new
+/// server process), with the range of them all and the highest peak memory. One run can be
+/// a fifth off another on a shared 2-core machine, as the scheduler places the server's and
+/// wrk's threads.
+pub fn median(mut runs: Vec<Measured>) -> Measured {
     runs.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
     let range = (runs[0].per_second, runs[runs.len() - 1].per_second);
     let peak_rss = runs.iter().map(|run| run.peak_rss).max().unwrap_or(0);
@@ -91,12 +82,12 @@ pub fn measure(
     median.range = range;
     median.peak_rss = peak_rss;
     median.wrapped = wrapped;
-    Ok(median)
+    median
 }
 
 /// Runs `scenario` against a new process of `target`: 2 s of warm-up, then `load.seconds`
 /// measured, with the server's CPU time, peak memory and time to ready.
-fn measure_once(
+pub fn measure_once(
     target: &Target,
     scenario: Scenario,
     load: &Load,
