@@ -30,18 +30,23 @@ if token_file then
     end
   end
 
+  -- Back to this thread's first line.
+  local function rewind()
+    file:seek("set")
+    skip(id - 1)
+  end
+
   function init(args)
     count = tonumber(os.getenv("BENCH_THREADS"))
     file = assert(io.open(token_file))
-    skip(id - 1)
+    rewind()
   end
 
   function request()
     local token = file:read("*l")
     if not token then
-      file:seek("set")
+      rewind()
       wrapped = wrapped + 1
-      skip(id - 1)
       token = file:read("*l")
     end
     -- The other threads' lines.

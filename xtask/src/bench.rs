@@ -110,8 +110,9 @@ pub fn bench(flags: &flags::Bench) -> Result {
         ));
         for (&scenario, runs) in floor_scenarios.iter().zip(&mut floor_runs) {
             let tokens = fresh(scenario, &rs256_fresh, &es256_fresh);
-            runs.push(measure_once(&floor, scenario, &load, tokens)?);
-            println!("{:<7} {}", floor.name(), runs[runs.len() - 1].line());
+            let run = measure_once(&floor, scenario, &load, tokens)?;
+            println!("{:<7} {}", floor.name(), run.line());
+            runs.push(run);
         }
         for (&scenario, runs) in scenarios.iter().zip(&mut service_runs) {
             let tokens = match scenario {
@@ -123,18 +124,19 @@ pub fn bench(flags: &flags::Bench) -> Result {
             // fastest run with all its requests on one wrk thread: each thread has half of
             // them, and threads do not run evenly when they share the cores with the server.
             if let Some(tokens) = tokens {
-                let floor_requests = floor_scenarios
+                let floor_requests = floor_runs
                     .iter()
-                    .zip(&floor_runs)
-                    .filter(|(floor_scenario, _)| **floor_scenario == scenario)
-                    .flat_map(|(_, runs)| runs.iter().map(|run| run.requests))
+                    .flatten()
+                    .filter(|run| run.scenario == scenario)
+                    .map(|run| run.requests)
                     .max()
                     .unwrap_or(0);
                 tokens.ensure(floor_requests * 5 / 2 + 1_000)?;
             }
             let tokens = fresh(scenario, &rs256_fresh, &es256_fresh);
-            runs.push(measure_once(&service, scenario, &load, tokens)?);
-            println!("{:<7} {}", service.name(), runs[runs.len() - 1].line());
+            let run = measure_once(&service, scenario, &load, tokens)?;
+            println!("{:<7} {}", service.name(), run.line());
+            runs.push(run);
         }
     }
 
