@@ -63,6 +63,9 @@ struct Fields {
     /// For a span: where each member starts in `json`, by name, so a field recorded again
     /// replaces its value. `None` for an event, whose fields are recorded once.
     members: Option<Vec<(&'static str, usize)>>,
+    /// How many of `members` a new member may replace: while a span records its own fields
+    /// (unique in its callsite), only its parents'; afterwards, all.
+    replaceable: usize,
     /// For an event: its message, which becomes `msg` rather than a member.
     message: Option<String>,
     opened: Instant,
@@ -80,6 +83,7 @@ impl Fields {
         }
         Self {
             json,
+            replaceable: members.len(),
             members: Some(members),
             message: None,
             opened: Instant::now(),
@@ -90,6 +94,7 @@ impl Fields {
         Self {
             json: String::new(),
             members: None,
+            replaceable: 0,
             message: None,
             opened: Instant::now(),
         }
@@ -100,7 +105,8 @@ impl Fields {
     fn member(&mut self, name: &'static str) -> Option<&mut String> {
         let name = usable(name)?;
         if let Some(members) = &mut self.members {
-            if let Some(index) = members.iter().position(|(n, _)| *n == name) {
+            let replaceable = &members[..self.replaceable.min(members.len())];
+            if let Some(index) = replaceable.iter().position(|(n, _)| *n == name) {
                 let (_, start) = members.remove(index);
                 let end = members.get(index).map_or(self.json.len(), |(_, at)| *at);
                 self.json.drain(start..end);
@@ -193,6 +199,7 @@ where
             Fields::span(extensions.as_ref().and_then(|e| e.get::<Fields>()), more)
         };
         attributes.record(&mut fields);
+        fields.replaceable = usize::MAX;
         span.extensions_mut().insert(fields);
     }
 

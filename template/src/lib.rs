@@ -18,6 +18,7 @@ pub mod client_ip;
 pub mod db;
 {% endif -%}
 pub mod health;
+pub mod log_writer;
 {% if metrics -%}
 #[cfg(feature = "metrics")]
 pub mod metrics;

@@ -7,18 +7,17 @@
 //! included).
 //!
 //! Lines are formatted on the thread that logs them and written by a thread of their own,
-//! many to a system call: a request does not wait for standard output. Nothing is dropped: when
-//! the writer falls [`QUEUED_LINES`] behind (whoever reads the output has stalled), logging
-//! waits for it, and the service slows down instead.
+//! many to a system call ([`crate::log_writer`]): a request does not wait for standard
+//! output. Nothing is dropped: when whoever reads the output stalls, logging waits, and the
+//! service slows down instead.
 
-use std::io::{BufWriter, IsTerminal};
+use std::io::IsTerminal;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{Error, HttpMessage};
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -26,17 +25,15 @@ use tracing_subscriber::{Registry, fmt};
 
 use crate::bunyan::Bunyan;
 use crate::client_ip::client_ip;
+use crate::log_writer::{self, LogWriter};
 use crate::request_id::RequestId;
 use crate::settings::LogSettings;
-
-/// Lines formatted but not yet written, at most; about 2 MiB of JSON lines.
-pub const QUEUED_LINES: usize = 4096;
 
 /// The running telemetry: dropping it writes the lines still queued and flushes what else
 /// is buffered (OpenTelemetry's spans), so `main` keeps it until it returns.
 #[must_use = "dropping it flushes and stops what telemetry still writes and exports"]
 pub struct Telemetry {
-    _writer: WorkerGuard,
+    _writer: log_writer::Flush,
     #[cfg(feature = "otel")]
     _otel: crate::otel::Flush,
 }
@@ -44,11 +41,7 @@ pub struct Telemetry {
 /// Installs the global subscriber, forwards `log` records to it and logs panics.
 pub fn init(settings: &LogSettings) -> Result<Telemetry, Box<dyn std::error::Error>> {
     let ansi = std::io::stdout().is_terminal();
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("log-writer")
-        .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
+    let (writer, flush) = LogWriter::start(std::io::stdout(), log_writer::BUFFER_BYTES)?;
     let subscriber = Registry::default().with(settings.filter.clone());
     #[cfg(feature = "otel")]
     let subscriber = subscriber.with(crate::otel::layer()?);
@@ -68,7 +61,7 @@ pub fn init(settings: &LogSettings) -> Result<Telemetry, Box<dyn std::error::Err
     }
     log_panics();
     Ok(Telemetry {
-        _writer: guard,
+        _writer: flush,
         #[cfg(feature = "otel")]
         _otel: crate::otel::Flush,
     })

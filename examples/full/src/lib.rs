@@ -14,6 +14,7 @@ pub mod client_ip;
 #[cfg(feature = "database")]
 pub mod db;
 pub mod health;
+pub mod log_writer;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 #[cfg(feature = "openapi")]

@@ -8,6 +8,7 @@
 pub mod bunyan;
 pub mod client_ip;
 pub mod health;
+pub mod log_writer;
 pub mod policies;
 pub mod problem;
 pub mod request_id;
