@@ -1,11 +1,11 @@
 //! Where log lines go: into a buffer that a thread of its own writes to standard output,
-//! all the lines that gathered since its last write in one system call.
+//! all the lines that gathered since its last write in one go.
 //!
-//! A line costs its logger a lock and a copy: no allocation, no system call, no wake-up
-//! unless the writer thread is asleep. The buffer is bounded: when the reader of the output
-//! stalls and [`BUFFER_BYTES`] are waiting, logging waits for the writer, so the service
-//! slows down and no line is lost. Lines keep the order they were logged in and are never
-//! interleaved.
+//! A line costs its logger a lock and a copy: no allocation once the buffer has grown, and no
+//! system call unless the writer is asleep or the lock is contended. The buffer is bounded:
+//! when the reader of the output stalls and [`BUFFER_BYTES`] are waiting, logging waits for
+//! the writer, so the service slows down and no line is lost. Lines keep the order they were
+//! logged in and are never interleaved.
 //!
 //! `tracing-appender`'s non-blocking writer does the same job with each line allocated and
 //! sent through a channel, and a write whenever the channel runs dry: on liveness under load
@@ -18,14 +18,16 @@ use std::time::{Duration, Instant};
 
 use tracing_subscriber::fmt::MakeWriter;
 
-/// A write waits until this many bytes have gathered ...
+/// The writer waits until this many bytes have gathered ...
 pub const BATCH_BYTES: usize = 64 * 1024;
 
-/// ... or until this long after the first of them, whichever comes first.
+/// ... or this long, whichever comes first, from when it wakes to the first line or finishes
+/// its previous write.
 pub const LINGER: Duration = Duration::from_millis(5);
 
-/// Bytes of lines waiting for the writer, at most (a little more by the last line): about
-/// 2 000 request lines. The writer holds as much again while it writes.
+/// Bytes of lines waiting for the writer, at most (a line that does not fit waits, unless
+/// the buffer is empty): about 2 000 request lines. The writer holds as much again while it
+/// writes.
 pub const BUFFER_BYTES: usize = 1024 * 1024;
 
 /// A handle for loggers: cheap to clone, each clone writes into the same buffer.
@@ -99,8 +101,8 @@ impl Shared {
     }
 
     /// The writer thread: once lines arrive, lets more gather for up to [`LINGER`] or until
-    /// [`BATCH_BYTES`] wait, and writes them all in one go; until told to stop with nothing
-    /// left, when it hands `out` to the loggers.
+    /// [`BATCH_BYTES`] wait, and writes them all in one go; when told to stop, writes what is
+    /// left and hands `out` to the loggers.
     fn write_until_stopped(&self, mut out: Box<dyn Write + Send>) {
         let mut taken = Vec::new();
         loop {
@@ -115,8 +117,14 @@ impl Shared {
                 };
                 state = self.sleep(state, Some(left));
             }
-            if state.lines.is_empty() {
+            if state.stopping {
+                // The last lines are written with the lock held, so none can slip in behind
+                // them; from then on, loggers (those waiting for room too) write themselves.
+                let _ = out.write_all(&state.lines).and_then(|()| out.flush());
+                state.lines = Vec::new();
                 state.out = Some(out);
+                drop(state);
+                self.drained.notify_all();
                 return;
             }
             std::mem::swap(&mut state.lines, &mut taken);
@@ -160,12 +168,15 @@ impl Write for &LogWriter {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let shared = &self.shared;
         let mut state = shared.lock();
-        if let Some(out) = &mut state.out {
-            out.write_all(line)?;
-            out.flush()?;
-            return Ok(line.len());
-        }
-        while state.lines.len() >= shared.limit && !state.stopping {
+        loop {
+            if let Some(out) = &mut state.out {
+                out.write_all(line)?;
+                out.flush()?;
+                return Ok(line.len());
+            }
+            if state.lines.is_empty() || state.lines.len() < shared.limit {
+                break;
+            }
             state.loggers_waiting += 1;
             state = shared
                 .drained
@@ -285,6 +296,43 @@ mod tests {
         }
         let writes = *output.writes.lock().unwrap();
         assert!(writes < 800, "{writes} writes: lines were not gathered");
+    }
+
+    #[test]
+    fn a_line_is_written_soon_without_waiting_for_a_batch() {
+        let output = Output::default();
+        let (writer, _flush) = LogWriter::start(output.clone(), BUFFER_BYTES).unwrap();
+        log(&writer, "alone\n");
+        let waited = Instant::now();
+        while output.text().is_empty() && waited.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(output.text(), "alone\n", "written while the writer runs");
+    }
+
+    #[test]
+    fn stopping_while_loggers_wait_for_room_loses_no_line() {
+        let output = Output {
+            delay: Duration::from_millis(1),
+            ..Output::default()
+        };
+        let (writer, flush) = LogWriter::start(output.clone(), 64).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|thread| {
+                let writer = writer.clone();
+                std::thread::spawn(move || {
+                    for n in 0..100 {
+                        log(&writer, &format!("thread {thread} line {n}\n"));
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(10));
+        drop(flush);
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(output.text().lines().count(), 400);
     }
 
     #[test]
