@@ -257,6 +257,20 @@ mod tests {
         writer.make_writer().write_all(line.as_bytes()).unwrap();
     }
 
+    /// Four threads, each logging `lines` lines: `thread T line N`.
+    fn spawn_loggers(writer: &LogWriter, lines: usize) -> Vec<std::thread::JoinHandle<()>> {
+        (0..4)
+            .map(|thread| {
+                let writer = writer.clone();
+                std::thread::spawn(move || {
+                    for n in 0..lines {
+                        log(&writer, &format!("thread {thread} line {n}\n"));
+                    }
+                })
+            })
+            .collect()
+    }
+
     #[test]
     fn every_line_is_written_whole_and_in_order_per_thread_when_the_reader_is_slow() {
         let output = Output {
@@ -265,16 +279,7 @@ mod tests {
         };
         // Room for a few lines only: loggers keep waiting for the slow output.
         let (writer, flush) = LogWriter::start(output.clone(), 64).unwrap();
-        let threads: Vec<_> = (0..4)
-            .map(|thread| {
-                let writer = writer.clone();
-                std::thread::spawn(move || {
-                    for n in 0..200 {
-                        log(&writer, &format!("thread {thread} line {n}\n"));
-                    }
-                })
-            })
-            .collect();
+        let threads = spawn_loggers(&writer, 200);
         for thread in threads {
             thread.join().unwrap();
         }
@@ -317,16 +322,7 @@ mod tests {
             ..Output::default()
         };
         let (writer, flush) = LogWriter::start(output.clone(), 64).unwrap();
-        let threads: Vec<_> = (0..4)
-            .map(|thread| {
-                let writer = writer.clone();
-                std::thread::spawn(move || {
-                    for n in 0..100 {
-                        log(&writer, &format!("thread {thread} line {n}\n"));
-                    }
-                })
-            })
-            .collect();
+        let threads = spawn_loggers(&writer, 100);
         std::thread::sleep(Duration::from_millis(10));
         drop(flush);
         for thread in threads {
