@@ -9,10 +9,10 @@
 //! is written into a buffer the thread reuses, so a line costs a handful of allocations
 //! instead of a map of values per span and a string per field.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -149,13 +149,16 @@ impl Visit for Fields {
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         if let Some(out) = self.member(field.name()) {
-            let _ = write!(out, "{value}");
+            if value < 0 {
+                out.push('-');
+            }
+            decimal(out, value.unsigned_abs());
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         if let Some(out) = self.member(field.name()) {
-            let _ = write!(out, "{value}");
+            decimal(out, value);
         }
     }
 
@@ -183,6 +186,42 @@ fn usable(name: &'static str) -> Option<&'static str> {
 thread_local! {
     /// The line being written, reused from one line to the next.
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The second this thread last wrote a time in, with its date and time of day.
+    static SECOND: Cell<Option<(u64, [u8; 19])>> = const { Cell::new(None) };
+}
+
+/// `since_epoch` in RFC 3339 (UTC, nanoseconds without their trailing zeros), as `time`
+/// writes it. The date and time of day change once a second, so a thread formats them once a
+/// second, not on every line.
+fn timestamp(line: &mut String, since_epoch: Duration) {
+    let (second, nanos) = (since_epoch.as_secs(), since_epoch.subsec_nanos());
+    match SECOND.get() {
+        Some((cached, date_time)) if cached == second => {
+            line.push_str(std::str::from_utf8(&date_time).unwrap_or_default());
+            if nanos != 0 {
+                let mut fraction = *b".000000000";
+                decimal_into(&mut fraction[1..], nanos.into());
+                let fraction = std::str::from_utf8(&fraction).unwrap_or_default();
+                line.push_str(fraction.trim_end_matches('0'));
+            }
+            line.push('Z');
+        }
+        _ => {
+            // RFC 3339 with nanoseconds is 30 bytes: formatted on the stack.
+            let mut time = [0_u8; 40];
+            let free = {
+                let mut unused = &mut time[..];
+                let now = OffsetDateTime::UNIX_EPOCH + since_epoch;
+                let _ = now.format_into(&mut unused, &Rfc3339);
+                unused.len()
+            };
+            let written = std::str::from_utf8(&time[..time.len() - free]).unwrap_or_default();
+            line.push_str(written);
+            if let Some(date_time) = written.as_bytes().first_chunk() {
+                SECOND.set(Some((second, *date_time)));
+            }
+        }
+    }
 }
 
 impl<S, W> Layer<S> for Bunyan<W>
@@ -247,8 +286,9 @@ where
             self.rest(line, metadata);
             if let Some(fields) = fields {
                 line.push_str(&fields.json);
+                line.push_str(",\"elapsed_milliseconds\":");
                 let elapsed = fields.opened.elapsed().as_millis();
-                let _ = write!(line, ",\"elapsed_milliseconds\":{elapsed}");
+                decimal(line, u64::try_from(elapsed).unwrap_or(u64::MAX));
             }
         });
     }
@@ -279,21 +319,16 @@ impl<W: for<'writer> MakeWriter<'writer>> Bunyan<W> {
     /// What follows the message: the level, host, pid and time, and where the record
     /// comes from.
     fn rest(&self, line: &mut String, metadata: &Metadata<'_>) {
-        let _ = write!(line, ",\"level\":{}", level(metadata.level()));
+        line.push_str(level(metadata.level()));
         line.push_str(&self.host_and_pid);
-        // RFC 3339 with nanoseconds is 30 bytes: formatted on the stack.
-        let mut time = [0_u8; 40];
-        let free = {
-            let mut unused = &mut time[..];
-            let _ = OffsetDateTime::now_utc().format_into(&mut unused, &Rfc3339);
-            unused.len()
-        };
-        line.push_str(std::str::from_utf8(&time[..time.len() - free]).unwrap_or_default());
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
+        timestamp(line, now.unwrap_or_default());
         line.push_str("\",\"target\":");
         string(line, metadata.target());
         match metadata.line() {
             Some(number) => {
-                let _ = write!(line, ",\"line\":{number}");
+                line.push_str(",\"line\":");
+                decimal(line, number.into());
             }
             None => line.push_str(",\"line\":null"),
         }
@@ -305,14 +340,14 @@ impl<W: for<'writer> MakeWriter<'writer>> Bunyan<W> {
     }
 }
 
-/// Bunyan's levels: 10 trace, 20 debug, 30 info, 40 warn, 50 error.
-fn level(level: &Level) -> u8 {
+/// The `level` member, by bunyan's numbers: 10 trace, 20 debug, 30 info, 40 warn, 50 error.
+fn level(level: &Level) -> &'static str {
     match *level {
-        Level::TRACE => 10,
-        Level::DEBUG => 20,
-        Level::INFO => 30,
-        Level::WARN => 40,
-        Level::ERROR => 50,
+        Level::TRACE => ",\"level\":10",
+        Level::DEBUG => ",\"level\":20",
+        Level::INFO => ",\"level\":30",
+        Level::WARN => ",\"level\":40",
+        Level::ERROR => ",\"level\":50",
     }
 }
 
@@ -324,13 +359,17 @@ fn span_label(line: &mut String, metadata: &Metadata<'_>, kind: &str) {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b' ' || b == b'_')
     {
-        line.extend(name.chars().map(|c| c.to_ascii_uppercase()));
+        let start = line.len();
+        line.push_str(name);
+        line[start..].make_ascii_uppercase();
     } else {
         for upper in name.chars().flat_map(char::to_uppercase) {
             escape(line, upper.encode_utf8(&mut [0; 4]));
         }
     }
-    let _ = write!(line, " - {kind}]");
+    line.push_str(" - ");
+    line.push_str(kind);
+    line.push(']');
 }
 
 /// `text` as a JSON string.
@@ -340,11 +379,41 @@ fn string(out: &mut String, text: &str) {
     out.push('"');
 }
 
-/// A value's `Debug` form (a `%value`'s `Display` form) as a JSON string.
+/// A value's `Debug` form (a `%value`'s `Display` form) as a JSON string. Written as it
+/// comes and escaped afterwards if it has to be: a value written in many pieces (an address,
+/// a number with its sign) is then checked once, not piece by piece.
 fn debug_string(out: &mut String, value: &dyn fmt::Debug) {
     out.push('"');
-    let _ = write!(Escaped(out), "{value:?}");
+    let start = out.len();
+    let _ = write!(out, "{value:?}");
+    if !is_plain(&out[start..]) {
+        let raw = out.split_off(start);
+        escape(out, &raw);
+    }
     out.push('"');
+}
+
+/// `value` in decimal, written without the formatting machinery (a `write!` costs more than
+/// the digits, on every line).
+fn decimal(out: &mut String, value: u64) {
+    let mut digits = [b'0'; 20];
+    let start = decimal_into(&mut digits, value);
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
+}
+
+/// Writes `value`'s decimal digits at the end of `digits` and returns where they start; the
+/// bytes before are left as they were (zeros, for a fixed width).
+fn decimal_into(digits: &mut [u8], mut value: u64) -> usize {
+    let mut start = digits.len();
+    while start > 0 {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    start
 }
 
 /// A number; JSON has no NaN or infinity, which become `null`.
@@ -356,44 +425,44 @@ fn number(out: &mut String, value: f64) {
     }
 }
 
-fn escape(out: &mut String, text: &str) {
-    let _ = Escaped(out).write_str(text);
+/// Whether `text` can go into a JSON string as it is: no quote, backslash or control
+/// character. Checked 64 bytes at a time without stopping early inside a chunk, which the
+/// compiler turns into vector instructions.
+fn is_plain(text: &str) -> bool {
+    let plain = |b: u8| b >= 0x20 && b != b'"' && b != b'\\';
+    text.as_bytes()
+        .chunks(64)
+        .all(|chunk| chunk.iter().fold(true, |ok, &b| ok & plain(b)))
 }
 
-/// Writes what it is given as the inside of a JSON string (RFC 8259 §7): quotes,
-/// backslashes and control characters escaped.
-struct Escaped<'a>(&'a mut String);
-
-impl fmt::Write for Escaped<'_> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        // Most text needs no escaping: one pass to find out, which the compiler vectorizes.
-        if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-            self.0.push_str(text);
-            return Ok(());
-        }
-        let mut start = 0;
-        for (at, byte) in text.bytes().enumerate() {
-            let escaped = match byte {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0x00..=0x1f => "",
-                _ => continue,
-            };
-            // Every byte matched above is ASCII, so `at` is a character boundary.
-            self.0.push_str(&text[start..at]);
-            if escaped.is_empty() {
-                write!(self.0, "\\u{byte:04x}")?;
-            } else {
-                self.0.push_str(escaped);
-            }
-            start = at + 1;
-        }
-        self.0.push_str(&text[start..]);
-        Ok(())
+/// Writes `text` as the inside of a JSON string (RFC 8259 §7): quotes, backslashes and
+/// control characters escaped.
+fn escape(out: &mut String, text: &str) {
+    if is_plain(text) {
+        out.push_str(text);
+        return;
     }
+    let mut start = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let escaped = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // Every byte matched above is ASCII, so `at` is a character boundary.
+        out.push_str(&text[start..at]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{byte:04x}");
+        } else {
+            out.push_str(escaped);
+        }
+        start = at + 1;
+    }
+    out.push_str(&text[start..]);
 }
 
 #[cfg(test)]
@@ -498,6 +567,38 @@ mod tests {
             "the child's value replaces the parent's"
         );
         assert_eq!(inside["step"], 1);
+    }
+
+    #[test]
+    fn times_are_written_as_the_time_crate_writes_them() {
+        let second = Duration::from_secs(1_764_583_508);
+        for nanos in [0, 1, 500_000_000, 123_456_789, 999_999_999, 7_000] {
+            let since_epoch = second + Duration::from_nanos(nanos);
+            let expected = (OffsetDateTime::UNIX_EPOCH + since_epoch)
+                .format(&Rfc3339)
+                .unwrap();
+            // The first time in a second is formatted by `time`, the next ones from the cache.
+            for _ in 0..2 {
+                let mut line = String::new();
+                timestamp(&mut line, since_epoch);
+                assert_eq!(line, expected);
+            }
+        }
+        let mut line = String::new();
+        timestamp(&mut line, second + Duration::from_secs(1));
+        assert_eq!(
+            line, "2025-12-01T10:05:09Z",
+            "a new second is formatted anew"
+        );
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for value in [0, 7, 10, 200, 65_535, u64::MAX] {
+            let mut out = String::new();
+            decimal(&mut out, value);
+            assert_eq!(out, value.to_string());
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Registry, fmt};
 
 use crate::bunyan::Bunyan;
-use crate::client_ip::client_ip;
+use crate::client_ip::{Address, client_ip};
 use crate::log_writer::{self, LogWriter};
 use crate::request_id::RequestId;
 use crate::settings::LogSettings;
@@ -86,10 +86,11 @@ pub fn log_panics() {
 /// The span every request runs in. Its fields appear on every log line of the request.
 ///
 /// Only the path is recorded, never the query string (it can carry credentials), and no
-/// header but `User-Agent`: an `Authorization` header never reaches the logs. The user
-/// agent is recorded as a string, which the human-readable format quotes and escapes, so
-/// it cannot forge other fields. The client's address is the peer's unless
-/// `TRUSTED_PROXIES` says otherwise (see [`crate::client_ip`]).
+/// header but `User-Agent`: an `Authorization` header never reaches the logs. The path,
+/// the user agent and the other text fields are recorded as strings, which the
+/// human-readable format quotes and escapes, so what a client sends cannot forge other
+/// fields (and a string costs the JSON format the least). The client's address is the
+/// peer's unless `TRUSTED_PROXIES` says otherwise (see [`crate::client_ip`]).
 pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
@@ -100,10 +101,10 @@ impl RootSpanBuilder for RequestSpan {
         let span = tracing::info_span!(
             "HTTP request",
             otel.name = tracing::field::Empty,
-            http.method = %request.method(),
-            http.route = %request.match_pattern().as_deref().unwrap_or("default"),
-            http.target = %request.path(),
-            http.client_ip = client_ip(request).map(tracing::field::display),
+            http.method = request.method().as_str(),
+            http.route = request.match_pattern().as_deref().unwrap_or("default"),
+            http.target = request.path(),
+            http.client_ip = client_ip(request).map(|ip| tracing::field::display(Address(ip))),
             http.user_agent = request
                 .headers()
                 .get(actix_web::http::header::USER_AGENT)
@@ -112,7 +113,10 @@ impl RootSpanBuilder for RequestSpan {
             http.status_code = tracing::field::Empty,
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
-            request_id = %extensions.get::<RequestId>().map(RequestId::as_str).unwrap_or_default(),
+            request_id = extensions
+                .get::<RequestId>()
+                .map(RequestId::as_str)
+                .unwrap_or_default(),
             trace_id = tracing::field::Empty,
             exception.message = tracing::field::Empty,
             exception.details = tracing::field::Empty,
