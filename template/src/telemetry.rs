@@ -86,11 +86,12 @@ pub fn log_panics() {
 /// The span every request runs in. Its fields appear on every log line of the request.
 ///
 /// Only the path is recorded, never the query string (it can carry credentials), and no
-/// header but `User-Agent`: an `Authorization` header never reaches the logs. The path,
-/// the user agent and the other text fields are recorded as strings, which the
-/// human-readable format quotes and escapes, so what a client sends cannot forge other
-/// fields (and a string costs the JSON format the least). The client's address is the
-/// peer's unless `TRUSTED_PROXIES` says otherwise (see [`crate::client_ip`]).
+/// header but `User-Agent`: an `Authorization` header never reaches the logs. The user
+/// agent is recorded as a string, which the human-readable format quotes and escapes, so
+/// it cannot forge other fields; so are the method, route and path, which costs the JSON
+/// format less than formatting them. The request id, whose characters are already
+/// restricted, is shown as it is. The client's address is the peer's unless
+/// `TRUSTED_PROXIES` says otherwise (see [`crate::client_ip`]).
 pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
@@ -113,7 +114,7 @@ impl RootSpanBuilder for RequestSpan {
             http.status_code = tracing::field::Empty,
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
-            request_id = extensions
+            request_id = %extensions
                 .get::<RequestId>()
                 .map(RequestId::as_str)
                 .unwrap_or_default(),
