@@ -577,7 +577,8 @@ mod tests {
             let expected = (OffsetDateTime::UNIX_EPOCH + since_epoch)
                 .format(&Rfc3339)
                 .unwrap();
-            // The first time in a second is formatted by `time`, the next ones from the cache.
+            // The thread's first call formats with `time` and keeps the second; every other
+            // call in that second, each of these twice, comes from the cache.
             for _ in 0..2 {
                 let mut line = String::new();
                 timestamp(&mut line, since_epoch);
