@@ -19,6 +19,7 @@ use time::format_description::well_known::Rfc3339;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
@@ -176,8 +177,8 @@ impl Visit for Fields {
 }
 
 /// `name` as a member name, or `None` for names left out: the core fields, and the
-/// `log.*` fields that `tracing-log` adds to records of the `log` crate (their target,
-/// file and line are the record's own already).
+/// `log.*` fields that `tracing-log` adds to records of the `log` crate (the line's target,
+/// file and line are the record's own, from [`NormalizeEvent`]).
 fn usable(name: &'static str) -> Option<&'static str> {
     let name = name.strip_prefix("r#").unwrap_or(name);
     (!name.starts_with("log.") && !CORE_FIELDS.contains(&name)).then_some(name)
@@ -188,6 +189,10 @@ thread_local! {
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
     /// The second this thread last wrote a time in, with its date and time of day.
     static SECOND: Cell<Option<(u64, [u8; 19])>> = const { Cell::new(None) };
+    /// The closing label and origin of each kind of span (each callsite: a handful in a
+    /// process) this thread has closed one of, written once rather than on every line.
+    static CLOSED: RefCell<Vec<(&'static Metadata<'static>, Closing)>> =
+        const { RefCell::new(Vec::new()) };
 }
 
 /// `since_epoch` in RFC 3339 (UTC, nanoseconds without their trailing zeros), as `time`
@@ -253,7 +258,10 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut fields = Fields::event();
         event.record(&mut fields);
-        let metadata = event.metadata();
+        // A record of the `log` crate arrives with `log` as its target and its origin in
+        // `log.*` fields: the line gets the record's own target, file and line.
+        let normalized = event.normalized_metadata();
+        let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let span = ctx.event_span(event);
         let extensions = span.as_ref().map(|span| span.extensions());
         let span_fields = extensions.as_ref().and_then(|e| e.get::<Fields>());
@@ -266,7 +274,8 @@ where
             let message = fields.message.as_deref().unwrap_or(metadata.target());
             escape(line, message);
             line.push('"');
-            self.rest(line, metadata);
+            self.level_and_time(line, metadata);
+            origin(line, metadata);
             line.push_str(&fields.json);
             if let Some(span_fields) = span_fields {
                 line.push_str(&span_fields.json);
@@ -280,10 +289,18 @@ where
         let fields = extensions.get::<Fields>();
         let metadata = span.metadata();
         self.write_line(metadata, |line| {
-            line.push('"');
-            span_label(line, metadata, "END");
-            line.push('"');
-            self.rest(line, metadata);
+            CLOSED.with_borrow_mut(|closed| {
+                let at = match closed.iter().position(|(m, _)| std::ptr::eq(*m, metadata)) {
+                    Some(at) => at,
+                    None => {
+                        closed.push((metadata, Closing::of(metadata)));
+                        closed.len() - 1
+                    }
+                };
+                line.push_str(&closed[at].1.label);
+                self.level_and_time(line, metadata);
+                line.push_str(&closed[at].1.origin);
+            });
             if let Some(fields) = fields {
                 line.push_str(&fields.json);
                 line.push_str(",\"elapsed_milliseconds\":");
@@ -295,8 +312,8 @@ where
 }
 
 impl<W: for<'writer> MakeWriter<'writer>> Bunyan<W> {
-    /// Writes one line: the head, what `body` writes (the message, then through
-    /// [`Bunyan::rest`]), and the closing brace.
+    /// Writes one line: the head, what `body` writes (the message, the level and time, the
+    /// origin and the fields), and the closing brace.
     fn write_line(&self, metadata: &Metadata<'_>, body: impl FnOnce(&mut String)) {
         let write = |line: &mut String| {
             line.clear();
@@ -316,26 +333,52 @@ impl<W: for<'writer> MakeWriter<'writer>> Bunyan<W> {
         });
     }
 
-    /// What follows the message: the level, host, pid and time, and where the record
-    /// comes from.
-    fn rest(&self, line: &mut String, metadata: &Metadata<'_>) {
+    /// What follows the message: the level, host, pid and time.
+    fn level_and_time(&self, line: &mut String, metadata: &Metadata<'_>) {
         line.push_str(level(metadata.level()));
         line.push_str(&self.host_and_pid);
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
         timestamp(line, now.unwrap_or_default());
-        line.push_str("\",\"target\":");
-        string(line, metadata.target());
-        match metadata.line() {
-            Some(number) => {
-                line.push_str(",\"line\":");
-                decimal(line, number.into());
-            }
-            None => line.push_str(",\"line\":null"),
+        line.push('"');
+    }
+}
+
+/// What follows the time: where the record comes from (`target`, `line` and `file`).
+fn origin(line: &mut String, metadata: &Metadata<'_>) {
+    line.push_str(",\"target\":");
+    string(line, metadata.target());
+    match metadata.line() {
+        Some(number) => {
+            line.push_str(",\"line\":");
+            decimal(line, number.into());
         }
-        line.push_str(",\"file\":");
-        match metadata.file() {
-            Some(file) => string(line, file),
-            None => line.push_str("null"),
+        None => line.push_str(",\"line\":null"),
+    }
+    line.push_str(",\"file\":");
+    match metadata.file() {
+        Some(file) => string(line, file),
+        None => line.push_str("null"),
+    }
+}
+
+/// The parts of a span's closing line that depend only on where the span is declared.
+struct Closing {
+    /// `"[HTTP REQUEST - END]"`, quoted.
+    label: String,
+    /// See [`origin`].
+    origin: String,
+}
+
+impl Closing {
+    fn of(metadata: &Metadata<'_>) -> Self {
+        let mut label = String::from('"');
+        span_label(&mut label, metadata, "END");
+        label.push('"');
+        let mut where_from = String::new();
+        origin(&mut where_from, metadata);
+        Self {
+            label,
+            origin: where_from,
         }
     }
 }
@@ -551,6 +594,36 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_of_span_closes_with_its_own_label_and_origin() {
+        let declared = line!() + 3;
+        let lines = lines(|| {
+            for _ in 0..2 {
+                drop(tracing::info_span!("first"));
+                drop(tracing::warn_span!(target: "elsewhere", "second"));
+            }
+        });
+        let [first, second, first_again, second_again] = lines.as_slice() else {
+            panic!("{lines:?}")
+        };
+        for (record, label, target, line) in [
+            (first, "[FIRST - END]", module_path!(), declared),
+            (second, "[SECOND - END]", "elsewhere", declared + 1),
+        ] {
+            assert_eq!(record["msg"], label);
+            assert_eq!(record["target"], target);
+            assert_eq!(record["line"], line);
+            assert_eq!(record["file"], file!());
+        }
+        assert_eq!(first["level"], 30);
+        assert_eq!(second["level"], 40);
+        for (again, once) in [(first_again, first), (second_again, second)] {
+            for member in ["msg", "level", "target", "line", "file"] {
+                assert_eq!(again[member], once[member], "{member}");
+            }
+        }
+    }
+
+    #[test]
     fn a_child_span_carries_its_parents_fields() {
         let lines = lines(|| {
             let parent = tracing::info_span!("outer", request_id = "r-2", tenant = "a");
@@ -567,6 +640,31 @@ mod tests {
             "the child's value replaces the parent's"
         );
         assert_eq!(inside["step"], 1);
+    }
+
+    #[test]
+    fn a_record_of_the_log_crate_keeps_its_own_target_file_and_line() {
+        let lines = lines(|| {
+            let record = log::Record::builder()
+                .args(format_args!("starting new connection"))
+                .level(log::Level::Info)
+                .target("reqwest::connect")
+                .module_path_static(Some("reqwest::connect"))
+                .file_static(Some("src/connect.rs"))
+                .line(Some(42))
+                .build();
+            tracing_log::format_trace(&record).unwrap();
+        });
+        let [record] = lines.as_slice() else {
+            panic!("{lines:?}")
+        };
+        assert_eq!(record["msg"], "starting new connection");
+        assert_eq!(record["level"], 30);
+        assert_eq!(record["target"], "reqwest::connect");
+        assert_eq!(record["file"], "src/connect.rs");
+        assert_eq!(record["line"], 42);
+        let text = record.to_string();
+        assert!(!text.contains("log."), "no log.* field: {text}");
     }
 
     #[test]
