@@ -26,7 +26,7 @@ use crate::provider::{self, Provider};
 use crate::shell::{Result, cargo, root, run, section};
 use crate::tools;
 use crate::tree::Scratch;
-use report::{Machine, Report};
+use report::{Machine, Report, Ticks};
 
 /// The bare actix-web server the service is compared with (`xtask/bench/floor`).
 const FLOOR: &str = "bench-floor";
@@ -103,6 +103,7 @@ pub fn bench(flags: &flags::Bench) -> Result {
     let mut floor_runs: Vec<Vec<Measured>> = floor_scenarios.iter().map(|_| Vec::new()).collect();
     let mut service_runs: Vec<Vec<Measured>> = scenarios.iter().map(|_| Vec::new()).collect();
     for round in 1..=flags.rounds {
+        let round_start = Ticks::read();
         section(&format!(
             "round {round} of {}: the floor (bare actix-web, one signature check), then the \
              default example (release build, JSON logs into a pipe)",
@@ -137,6 +138,12 @@ pub fn bench(flags: &flags::Bench) -> Result {
             let run = measure_once(&service, scenario, &load, tokens)?;
             println!("{:<7} {}", service.name(), run.line());
             runs.push(run);
+        }
+        if let Some(steal) = Ticks::read()
+            .zip(round_start)
+            .and_then(|(now, start)| now.steal_since(start))
+        {
+            println!("steal time this round: {steal:.1} % of the CPUs' time");
         }
     }
 

@@ -27,6 +27,8 @@ pub struct Machine {
     memory: String,
     kernel: String,
     load: String,
+    /// The CPUs' time so far, and how much of it the hypervisor gave to other machines.
+    ticks: Option<Ticks>,
     /// Compilers or other heavy processes running besides the benchmark.
     busy: Vec<String>,
 }
@@ -67,8 +69,42 @@ impl Machine {
             load: fs::read_to_string("/proc/loadavg")
                 .map(|text| text.split(' ').take(3).collect::<Vec<_>>().join(" "))
                 .unwrap_or_default(),
+            ticks: Ticks::read(),
             busy,
         }
+    }
+}
+
+/// The machine's CPU time since boot, from the first line of `/proc/stat`, in clock ticks.
+#[derive(Clone, Copy)]
+pub struct Ticks {
+    all: u64,
+    steal: u64,
+}
+
+impl Ticks {
+    pub fn read() -> Option<Self> {
+        let stat = fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .map(|field| field.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal; guest time is already in user.
+        Some(Self {
+            all: fields.iter().take(8).sum(),
+            steal: *fields.get(7)?,
+        })
+    }
+
+    /// The share of the CPUs' time since `earlier` that the hypervisor gave to other
+    /// machines (steal time): on a virtual machine, how busy its host was.
+    pub fn steal_since(self, earlier: Self) -> Option<f64> {
+        let all = self.all.checked_sub(earlier.all)?;
+        let steal = self.steal.checked_sub(earlier.steal)?;
+        (all > 0).then(|| steal as f64 * 100.0 / all as f64)
     }
 }
 
@@ -141,6 +177,18 @@ impl Report {
                 )
             }
         );
+        if let Some(steal) = self
+            .after
+            .ticks
+            .zip(machine.ticks)
+            .and_then(|(after, before)| after.steal_since(before))
+        {
+            let _ = writeln!(
+                md,
+                "The hypervisor gave {steal:.1} % of the CPUs' time during the run to other \
+                 machines (steal time, from `/proc/stat`): the higher, the busier the host."
+            );
+        }
         let _ = writeln!(
             md,
             "\nEach row: the median of {} runs by requests per second (their range in \
