@@ -139,6 +139,22 @@ pub fn bench(flags: &flags::Bench) -> Result {
             println!("{:<7} {}", service.name(), run.line());
             runs.push(run);
         }
+        let this_round = |runs: &[Vec<Measured>], scenarios: &[Scenario]| {
+            scenarios
+                .iter()
+                .position(|s| *s == Scenario::Liveness)
+                .and_then(|at| runs[at].last())
+                .map(|run| run.per_second)
+        };
+        if let (Some(service), Some(floor)) = (
+            this_round(&service_runs, &scenarios),
+            this_round(&floor_runs, &floor_scenarios),
+        ) {
+            println!(
+                "liveness at `info` this round: {:.3} × the floor",
+                service / floor
+            );
+        }
         if let Some(steal) = Ticks::read()
             .zip(round_start)
             .and_then(|(now, start)| now.steal_since(start))

@@ -186,7 +186,16 @@ impl Report {
             let _ = writeln!(
                 md,
                 "The hypervisor gave {steal:.1} % of the CPUs' time during the run to other \
-                 machines (steal time, from `/proc/stat`): the higher, the busier the host."
+                 machines (steal time, from `/proc/stat`)."
+            );
+        }
+        if let Some(floor) = self.floor(Scenario::Liveness) {
+            let _ = writeln!(
+                md,
+                "The floor's liveness took {:.1} to {:.1} µs of CPU a request over its runs: \
+                 the gauge of how quiet the host was (see above).",
+                micros(floor.cpu_range.0),
+                micros(floor.cpu_range.1),
             );
         }
         let _ = writeln!(

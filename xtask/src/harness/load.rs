@@ -41,6 +41,8 @@ pub struct Measured {
     pub ready_after: Duration,
     /// The server's own CPU time per request (user and system), whatever core it ran on.
     pub cpu_per_request: Duration,
+    /// The least and most CPU per request of the runs this one is the median of.
+    pub cpu_range: (Duration, Duration),
     /// Heap allocations per request (malloc, calloc, realloc), when they were counted.
     pub allocations: Option<f64>,
 }
@@ -78,10 +80,16 @@ pub fn median(mut runs: Vec<Measured>) -> Measured {
     let range = (runs[0].per_second, runs[runs.len() - 1].per_second);
     let peak_rss = runs.iter().map(|run| run.peak_rss).max().unwrap_or(0);
     let wrapped = runs.iter().map(|run| run.wrapped).sum();
+    let cpu = runs.iter().map(|run| run.cpu_per_request);
+    let cpu_range = (
+        cpu.clone().min().unwrap_or_default(),
+        cpu.max().unwrap_or_default(),
+    );
     let mut median = runs.swap_remove(runs.len() / 2);
     median.range = range;
     median.peak_rss = peak_rss;
     median.wrapped = wrapped;
+    median.cpu_range = cpu_range;
     median
 }
 
@@ -107,6 +115,7 @@ pub fn measure_once(
         load.seconds,
     )?;
     measured.cpu_per_request = (server.cpu_time()? - cpu_before) / measured.requests.max(1) as u32;
+    measured.cpu_range = (measured.cpu_per_request, measured.cpu_per_request);
     measured.scenario = scenario;
     measured.peak_rss = server.peak_rss()?;
     measured.ready_after = server.ready_after;
@@ -243,6 +252,7 @@ impl Load {
             peak_rss: 0,
             ready_after: Duration::ZERO,
             cpu_per_request: Duration::ZERO,
+            cpu_range: (Duration::ZERO, Duration::ZERO),
             allocations: None,
         })
     }
