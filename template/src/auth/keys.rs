@@ -606,9 +606,17 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::settings::tests::settings;
+
+    /// A key the store accepts: the P-256 key of RFC 7515 appendix A.3, for ES256.
+    pub(in crate::auth) fn sample_key() -> Arc<VerificationKey> {
+        let store = KeyStore::new(&settings(&[]).unwrap().auth).unwrap();
+        store
+            .usable(&ec_key(serde_json::json!({})))
+            .expect("a usable key")
+    }
 
     #[test]
     fn cache_control_max_age_is_honoured() {

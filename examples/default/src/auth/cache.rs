@@ -145,12 +145,15 @@ impl TokenCache {
         FRONT.with_borrow_mut(|front| front.put(self.id, generation, copy));
     }
 
-    /// The verdict on the token of `key`. A verdict under the same fingerprint for another
-    /// signed part (a signature moved onto other claims) is not this token's: not found.
+    /// The verdict on the token of `key`, until the token expires. A verdict under the same
+    /// fingerprint for another signed part (a signature moved onto other claims) is not this
+    /// token's: not found. The entry's own lifetime is counted in whole seconds on the
+    /// monotonic clock, which a suspended machine or a wall clock set forward leaves behind
+    /// `exp`: the wall clock, which `exp` is defined by, has the last word.
     pub fn get(&self, key: &TokenKey<'_>) -> Option<Verdict> {
         self.verdicts
             .get(&key.fingerprint)
-            .filter(|verdict| *verdict.signed == *key.signed)
+            .filter(|verdict| *verdict.signed == *key.signed && unix_now() < verdict.token.exp)
     }
 
     pub fn invalidate(&self, key: &TokenKey<'_>) {
@@ -427,6 +430,32 @@ mod tests {
         assert_eq!(bare.signed, "");
         assert_eq!(bare.fingerprint, TokenKey::of("x.garbage").fingerprint);
         assert!(cache.recent(&bare, 1).is_none());
+    }
+
+    #[test]
+    fn a_shared_verdict_ends_when_its_token_expires_by_the_wall_clock() {
+        // A token that expires at the next whole second, cached 0.3 to 0.6 s before it: the
+        // entry's own lifetime, a whole second on the monotonic clock, outlasts the token.
+        let fraction = since_epoch().subsec_millis();
+        if !(300..=600).contains(&fraction) {
+            std::thread::sleep(Duration::from_millis(u64::from((1300 - fraction) % 1000)));
+        }
+        let exp = unix_now() + 1;
+        let cache = TokenCache::new(1 << 20).expect("a cache");
+        let key = TokenKey::of("h.c.expiring");
+        let verdict = || Verdict {
+            token: token(exp),
+            signed: Box::from(key.signed),
+            key: super::super::keys::tests::sample_key(),
+            by_kid: true,
+        };
+        cache.offer(&key, verdict);
+        cache.offer(&key, verdict);
+        assert!(cache.get(&key).is_some(), "cached on its second sighting");
+
+        let expired = Duration::from_secs(u64::try_from(exp).expect("after 1970"));
+        std::thread::sleep(expired.saturating_sub(since_epoch()) + Duration::from_millis(20));
+        assert!(cache.get(&key).is_none(), "its token has expired");
     }
 
     #[test]
