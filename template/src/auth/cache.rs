@@ -347,6 +347,7 @@ impl moka::Expiry<Fingerprint, Verdict> for UntilExpiry {
 #[cfg(test)]
 mod tests {
     use super::super::claims::{Claims, RoleSources};
+    use super::super::keys::tests::sample_key;
     use super::*;
 
     fn token(exp: i64) -> AccessToken {
@@ -446,7 +447,7 @@ mod tests {
         let verdict = || Verdict {
             token: token(exp),
             signed: Box::from(key.signed),
-            key: super::super::keys::tests::sample_key(),
+            key: sample_key(),
             by_kid: true,
         };
         cache.offer(&key, verdict);

@@ -610,14 +610,6 @@ pub(super) mod tests {
     use super::*;
     use crate::settings::tests::settings;
 
-    /// A key the store accepts: the P-256 key of RFC 7515 appendix A.3, for ES256.
-    pub(in crate::auth) fn sample_key() -> Arc<VerificationKey> {
-        let store = KeyStore::new(&settings(&[]).unwrap().auth).unwrap();
-        store
-            .usable(&ec_key(serde_json::json!({})))
-            .expect("a usable key")
-    }
-
     #[test]
     fn cache_control_max_age_is_honoured() {
         assert_eq!(
@@ -642,9 +634,19 @@ pub(super) mod tests {
         serde_json::from_value(jwk).unwrap()
     }
 
-    fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
+    /// The key a store with the default settings makes of `jwk`, if it uses it.
+    fn usable(jwk: &Jwk) -> Option<Arc<VerificationKey>> {
         let store = KeyStore::new(&settings(&[]).unwrap().auth).unwrap();
-        store.usable(jwk).map(|key| key.algorithm)
+        store.usable(jwk)
+    }
+
+    /// A key the store accepts: the P-256 key of RFC 7515 appendix A.3, for ES256.
+    pub(in crate::auth) fn sample_key() -> Arc<VerificationKey> {
+        usable(&ec_key(serde_json::json!({}))).expect("a usable key")
+    }
+
+    fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
+        usable(jwk).map(|key| key.algorithm)
     }
 
     #[test]
