@@ -9,10 +9,13 @@
 //! - `OIDC_TEST_ROTATE`: a command that makes the provider sign with a new key.
 //!
 //! The negative cases use the test provider's resource indicators (another audience, a
-//! future `nbf`, a `JWT` type) and its test-only password grant for users `alice` and `bob`.
+//! future `nbf`, a `JWT` type), its test-only password grant for users `alice` and `bob`,
+//! and its DPoP support (RFC 9449), on by default, for a token bound to the client's key.
 
+use crate::helpers::issuer::{SigningKey, now};
 use crate::helpers::{TestApp, http_client, probe, spawn_app_with_routes};
-use serde_json::Value;
+use jsonwebtoken::Algorithm;
+use serde_json::{Value, json};
 
 fn var(name: &str, default: Option<&str>) -> String {
     std::env::var(name)
@@ -71,6 +74,11 @@ impl Provider {
 
     /// The token endpoint's whole answer for `form`.
     async fn token_response(&self, form: &[(&str, &str)]) -> Value {
+        answer(self.token_request(form)).await
+    }
+
+    /// A request to the token endpoint for `form`, as the test client.
+    fn token_request(&self, form: &[(&str, &str)]) -> reqwest::RequestBuilder {
         self.client
             .post(&self.token_endpoint)
             .basic_auth(
@@ -78,12 +86,6 @@ impl Provider {
                 Some(var("OIDC_TEST_CLIENT_SECRET", Some("test-secret"))),
             )
             .form(form)
-            .send()
-            .await
-            .expect("the token endpoint answers")
-            .json()
-            .await
-            .expect("a token response")
     }
 
     async fn client_token(&self, resource: Option<&str>) -> String {
@@ -106,6 +108,17 @@ impl Provider {
         form.extend_from_slice(extra);
         self.token(&form).await
     }
+}
+
+/// The token endpoint's answer to `request`.
+async fn answer(request: reqwest::RequestBuilder) -> Value {
+    request
+        .send()
+        .await
+        .expect("the token endpoint answers")
+        .json()
+        .await
+        .expect("a token response")
 }
 
 async fn status(app: &TestApp, path: &str, token: &str) -> u16 {
@@ -205,6 +218,43 @@ async fn an_id_token_is_refused_even_where_its_audience_matches() {
     assert_eq!(response.status(), 401);
     let challenge = response.headers()["www-authenticate"].to_str().unwrap();
     assert!(challenge.contains("not an access token"), "{challenge}");
+}
+
+#[tokio::test]
+#[ignore = "needs a real OpenID provider: see the top of this file"]
+async fn a_token_bound_to_a_dpop_key_is_refused_as_a_bearer_token() {
+    let provider = Provider::discover().await;
+    let app = provider.app(&[]).await;
+    // RFC 9449 §4: the client proves it holds a key, and the provider binds the token to it.
+    let key = SigningKey::generate("dpop", Algorithm::ES256);
+    let jwk = key.jwk();
+    let header = json!({
+        "typ": "dpop+jwt",
+        "alg": "ES256",
+        "jwk": { "kty": jwk["kty"], "crv": jwk["crv"], "x": jwk["x"], "y": jwk["y"] },
+    });
+    let payload = json!({
+        "jti": uuid::Uuid::new_v4().to_string(),
+        "htm": "POST",
+        "htu": provider.token_endpoint,
+        "iat": now(),
+    });
+    let proof = key.sign_raw(&header.to_string(), &payload.to_string());
+    let form = [("grant_type", "client_credentials"), ("scope", "read")];
+    let bound = answer(provider.token_request(&form).header("DPoP", proof)).await;
+    assert_eq!(bound["token_type"], "DPoP", "{bound}");
+    let bound = bound["access_token"].as_str().expect("an access token");
+
+    let response = app.get_with_token("/api/v1/protected", bound).await;
+    assert_eq!(response.status(), 401);
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains("bound to its holder's key"),
+        "{challenge}"
+    );
+    // The same grant without a proof gives a bearer token, which is accepted.
+    let bearer = provider.token(&form).await;
+    assert_eq!(status(&app, "/api/v1/protected", &bearer).await, 200);
 }
 
 #[tokio::test]

@@ -363,6 +363,37 @@ async fn access_tokens_with_a_nonce_from_older_keycloak_releases_still_work() {
 }
 
 #[tokio::test]
+async fn a_token_bound_to_its_holder_is_not_accepted_as_a_bearer_token() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let thumbprint = json!("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
+    // RFC 9449: bound to a DPoP key, as most providers write it (at+jwt, no payload typ).
+    let dpop = issuer
+        .token()
+        .without("typ")
+        .claim("cnf", json!({ "jkt": thumbprint }))
+        .sign();
+    // Keycloak's DPoP-bound token, which also says so in its payload type.
+    let keycloak_dpop = issuer
+        .token()
+        .claim("typ", json!("DPoP"))
+        .claim("cnf", json!({ "jkt": thumbprint }))
+        .sign();
+    // RFC 8705: bound to a client certificate.
+    let certificate = issuer
+        .token()
+        .claim("cnf", json!({ "x5t#S256": thumbprint }))
+        .sign();
+
+    for token in [dpop, keycloak_dpop, certificate] {
+        assert_refused(&app, &token, "bound to its holder's key").await;
+    }
+    // The same token unbound is a bearer token.
+    let unbound = issuer.token().without("typ").sign();
+    assert_eq!(call(&app, &unbound).await.0, 200);
+}
+
+#[tokio::test]
 async fn other_kinds_of_jwt_are_refused_by_their_explicit_type() {
     let issuer = TestIssuer::start().await;
     let app = app_for(&issuer, &[]).await;

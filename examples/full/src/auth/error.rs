@@ -41,6 +41,8 @@ pub enum Rejection {
     Type,
     #[error("the token is not an access token")]
     NotAccessToken,
+    #[error("the token is bound to its holder's key and is not accepted as a bearer token")]
+    SenderConstrained,
     #[error("the token has a critical header parameter this service does not understand")]
     CriticalHeader,
     #[error("the token's signing key is unknown")]
@@ -74,6 +76,7 @@ impl Rejection {
             Self::Algorithm => "algorithm",
             Self::Type => "type",
             Self::NotAccessToken => "not_access_token",
+            Self::SenderConstrained => "sender_constrained",
             Self::CriticalHeader => "crit",
             Self::UnknownKey => "unknown_key",
             Self::Signature => "signature",

@@ -310,10 +310,14 @@ impl TokenValidator {
         Ok(())
     }
 
-    /// What RFC 9068 and this service add: the token is an access token (Keycloak's payload
-    /// `typ`; no ID-token hashes unless `at+jwt` already proved the type), it was not issued
-    /// in the future, and it names a client that is allowed to call.
+    /// What RFC 9068 and this service add: the token is a bearer token (no `cnf`: RFC 9449
+    /// §7.2, RFC 8705 §3; this service verifies no proof of possession), an access token
+    /// (Keycloak's payload `typ`; no ID-token hashes unless `at+jwt` already proved the
+    /// type), not issued in the future, and names a client that is allowed to call.
     fn check_claims(&self, claims: &Claims, now: i64) -> Result<(), Rejection> {
+        if claims.cnf.is_some() {
+            return Err(Rejection::SenderConstrained);
+        }
         if claims
             .typ
             .as_deref()

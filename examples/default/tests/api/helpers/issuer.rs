@@ -62,6 +62,19 @@ impl SigningKey {
         &self.jwk
     }
 
+    /// A compact JWS of `header` and `payload`, as they are written.
+    pub fn sign_raw(&self, header: &str, payload: &str) -> String {
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &self.encoding, self.algorithm)
+                .expect("the token signs");
+        format!("{message}.{signature}")
+    }
+
     /// A fresh key for `algorithm` (RSA keys come from a small shared pool).
     pub fn generate(kid: &str, algorithm: Algorithm) -> Self {
         let (encoding, mut jwk, public) = match algorithm {
@@ -335,15 +348,7 @@ impl TokenBuilder {
 
     /// Signs a header and payload written out as text, duplicate members and all.
     pub fn sign_raw(self, header: &str, payload: &str) -> String {
-        let message = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header),
-            URL_SAFE_NO_PAD.encode(payload)
-        );
-        let signature =
-            jsonwebtoken::crypto::sign(message.as_bytes(), &self.key.encoding, self.key.algorithm)
-                .expect("the token signs");
-        format!("{message}.{signature}")
+        self.key.sign_raw(header, payload)
     }
 
     /// The header this token will be signed with, as JSON text.
