@@ -312,8 +312,9 @@ impl TokenValidator {
 
     /// What RFC 9068 and this service add: the token is a bearer token (no `cnf`: RFC 9449
     /// §7.2, RFC 8705 §3; this service verifies no proof of possession), an access token
-    /// (Keycloak's payload `typ`; no ID-token hashes unless `at+jwt` already proved the
-    /// type), not issued in the future, and names a client that is allowed to call.
+    /// (Keycloak's payload `typ`; no ID-token hashes, and no `nonce` without `typ: Bearer`,
+    /// unless `at+jwt` already proved the type), not issued in the future, and names a
+    /// client that is allowed to call.
     fn check_claims(&self, claims: &Claims, now: i64) -> Result<(), Rejection> {
         if claims.cnf.is_some() {
             return Err(Rejection::SenderConstrained);
@@ -325,7 +326,10 @@ impl TokenValidator {
         {
             return Err(Rejection::NotAccessToken);
         }
-        if !self.require_at_jwt && (claims.at_hash.is_some() || claims.c_hash.is_some()) {
+        let id_token_marks = claims.at_hash.is_some()
+            || claims.c_hash.is_some()
+            || (claims.nonce.is_some() && claims.typ.is_none());
+        if !self.require_at_jwt && id_token_marks {
             return Err(Rejection::NotAccessToken);
         }
         if claims

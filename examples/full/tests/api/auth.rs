@@ -343,9 +343,22 @@ async fn an_id_token_is_never_accepted_as_an_access_token() {
         .without("typ")
         .claim("c_hash", json!("LDktKdoQak3Pk0cnXxCltA"))
         .sign();
+    // What most other providers issue after a login: no payload type, no hashes from the
+    // code flow, the login's nonce.
+    let with_nonce = issuer
+        .token()
+        .without("typ")
+        .claim("nonce", json!("n-0S6_WzA2Mj"))
+        .sign();
     let refresh_token = issuer.token().claim("typ", json!("Refresh")).sign();
 
-    for token in [keycloak_id_token, with_at_hash, with_c_hash, refresh_token] {
+    for token in [
+        keycloak_id_token,
+        with_at_hash,
+        with_c_hash,
+        with_nonce,
+        refresh_token,
+    ] {
         assert_refused(&app, &token, "not an access token").await;
     }
 }
@@ -414,13 +427,20 @@ async fn other_kinds_of_jwt_are_refused_by_their_explicit_type() {
 async fn an_at_jwt_header_proves_the_type_when_it_is_required() {
     let issuer = TestIssuer::start().await;
     let app = app_for(&issuer, &[("OIDC_REQUIRE_AT_JWT", "true")]).await;
-    // Some providers put at_hash in access tokens too; at+jwt already says what it is.
+    // Some providers put at_hash in access tokens too; at+jwt already says what the token
+    // is, whatever marks of an ID token its payload carries.
     let token = issuer
         .token()
         .claim("at_hash", json!("wfgvmE9VxjAudsl9lc6TqA"))
         .sign();
+    let with_nonce = issuer
+        .token()
+        .without("typ")
+        .claim("nonce", json!("n-0S6_WzA2Mj"))
+        .sign();
 
     assert_eq!(call(&app, &token).await.0, 200);
+    assert_eq!(call(&app, &with_nonce).await.0, 200);
     // A Keycloak ID token is still refused by its payload type.
     let id_token = issuer.token().claim("typ", json!("ID")).sign();
     assert_refused(&app, &id_token, "not an access token").await;

@@ -201,23 +201,28 @@ async fn tokens_the_service_must_not_accept_are_refused() {
 #[ignore = "needs a real OpenID provider: see the top of this file"]
 async fn an_id_token_is_refused_even_where_its_audience_matches() {
     let provider = Provider::discover().await;
-    let login = provider
-        .token_response(&[
-            ("grant_type", "password"),
-            ("username", "alice"),
-            ("password", "alice-pw"),
-            ("scope", "openid read"),
-        ])
-        .await;
-    let id_token = login["id_token"].as_str().expect("an ID token with openid");
     // As if the API were the client the user logged in with: the ID token's audience.
     let client_id = var("OIDC_TEST_CLIENT_ID", Some("test-client"));
     let app = provider.app(&[("OIDC_AUDIENCE", client_id.as_str())]).await;
 
-    let response = app.get_with_token("/api/v1/protected", id_token).await;
-    assert_eq!(response.status(), 401);
-    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
-    assert!(challenge.contains("not an access token"), "{challenge}");
+    // With the access token's hash, and with the login's nonce instead (the test grant's
+    // `nonce`): the two ways a provider's ID token says what it is.
+    for nonce in [None, Some("n-0S6_WzA2Mj")] {
+        let mut form = vec![
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "alice-pw"),
+            ("scope", "openid read"),
+        ];
+        form.extend(nonce.map(|nonce| ("nonce", nonce)));
+        let login = provider.token_response(&form).await;
+        let id_token = login["id_token"].as_str().expect("an ID token with openid");
+
+        let response = app.get_with_token("/api/v1/protected", id_token).await;
+        assert_eq!(response.status(), 401, "nonce {nonce:?}");
+        let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+        assert!(challenge.contains("not an access token"), "{challenge}");
+    }
 }
 
 #[tokio::test]
