@@ -441,9 +441,11 @@ async fn an_at_jwt_header_proves_the_type_when_it_is_required() {
 
     assert_eq!(call(&app, &token).await.0, 200);
     assert_eq!(call(&app, &with_nonce).await.0, 200);
-    // A Keycloak ID token is still refused by its payload type.
+    // A Keycloak ID token is still refused by its payload type, and a bound token by `cnf`.
     let id_token = issuer.token().claim("typ", json!("ID")).sign();
     assert_refused(&app, &id_token, "not an access token").await;
+    let bound = issuer.token().claim("cnf", json!({ "jkt": "0ZcO" })).sign();
+    assert_refused(&app, &bound, "bound to its holder's key").await;
 }
 
 #[tokio::test]

@@ -85,9 +85,9 @@ pub struct Claims {
     pub c_hash: Option<String>,
     /// The login's nonce, which ID tokens carry (OIDC Core §2): it marks an ID token unless
     /// Keycloak's `typ: Bearer` says otherwise (older Keycloak releases copied it into access
-    /// tokens too).
+    /// tokens too). Any JSON value: only its presence counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nonce: Option<String>,
+    pub nonce: Option<serde_json::Value>,
     /// Confirmation (RFC 7800): the token is bound to a key of its holder (DPoP's `jkt`,
     /// RFC 9449) or to a client certificate (`x5t#S256`, RFC 8705). Only bearer tokens are
     /// accepted here, so the validator refuses a bound one.

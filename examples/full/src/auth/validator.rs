@@ -271,13 +271,13 @@ impl TokenValidator {
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| Rejection::Claims)?;
         let now = unix_now();
         self.check_registered(&claims, now)?;
-        self.check_claims(&claims, now)?;
+        self.check_claims(&claims)?;
         Ok((claims, payload))
     }
 
     /// RFC 7519 §4.1, as this service requires it: `iss`, `sub` and `exp` present (and
-    /// `aud`, when `OIDC_AUDIENCE` is set), `exp` not past and `nbf` not yet to come beyond
-    /// the leeway, `iss` exactly the provider's, and `aud` naming this API.
+    /// `aud`, when `OIDC_AUDIENCE` is set), `exp` not past and `nbf` and `iat` not yet to
+    /// come beyond the leeway, `iss` exactly the provider's, and `aud` naming this API.
     fn check_registered(&self, claims: &Claims, now: i64) -> Result<(), Rejection> {
         if claims.iss.is_empty()
             || claims.sub.is_empty()
@@ -295,6 +295,12 @@ impl TokenValidator {
         {
             return Err(Rejection::NotYetValid);
         }
+        if claims
+            .iat
+            .is_some_and(|iat| iat > now.saturating_add(self.leeway))
+        {
+            return Err(Rejection::IssuedInFuture);
+        }
         if claims.iss != self.issuer {
             return Err(Rejection::Issuer);
         }
@@ -310,12 +316,11 @@ impl TokenValidator {
         Ok(())
     }
 
-    /// What RFC 9068 and this service add: the token is a bearer token (no `cnf`: RFC 9449
-    /// §7.2, RFC 8705 §3; this service verifies no proof of possession), an access token
+    /// What RFC 9068 and this service add: the token is a bearer token (no `cnf`: this
+    /// service verifies no proof of possession, RFC 9449 §7, RFC 8705 §3), an access token
     /// (Keycloak's payload `typ`; no ID-token hashes, and no `nonce` without `typ: Bearer`,
-    /// unless `at+jwt` already proved the type), not issued in the future, and names a
-    /// client that is allowed to call.
-    fn check_claims(&self, claims: &Claims, now: i64) -> Result<(), Rejection> {
+    /// unless `at+jwt` already proved the type), and names a client that may call.
+    fn check_claims(&self, claims: &Claims) -> Result<(), Rejection> {
         if claims.cnf.is_some() {
             return Err(Rejection::SenderConstrained);
         }
@@ -326,17 +331,12 @@ impl TokenValidator {
         {
             return Err(Rejection::NotAccessToken);
         }
+        // Past the check above, a payload `typ` can only be Keycloak's `Bearer`.
         let id_token_marks = claims.at_hash.is_some()
             || claims.c_hash.is_some()
             || (claims.nonce.is_some() && claims.typ.is_none());
         if !self.require_at_jwt && id_token_marks {
             return Err(Rejection::NotAccessToken);
-        }
-        if claims
-            .iat
-            .is_some_and(|iat| iat > now.saturating_add(self.leeway))
-        {
-            return Err(Rejection::IssuedInFuture);
         }
         if let Some(allowed) = &self.allowed_clients {
             // The token must name its client, and every client it names must be listed.
