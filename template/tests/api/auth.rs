@@ -950,6 +950,15 @@ async fn an_optional_token_route_greets_anonymous_callers_but_refuses_bad_tokens
         401,
         "a bad token is not treated as anonymous"
     );
+    let basic = app
+        .client
+        .get(format!("{}/api/v1/hello", app.address))
+        .basic_auth("alice", Some("secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 401, "nor are credentials of another scheme");
+    assert_eq!(basic.headers()["www-authenticate"], "Bearer");
 }
 
 #[tokio::test]

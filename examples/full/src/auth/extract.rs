@@ -25,7 +25,8 @@ impl FromRequest for AccessToken {
 }
 
 /// A token when the caller sent one. No `Authorization` header gives `None`; a refused
-/// token is still a 401, never silently treated as anonymous.
+/// token, or credentials of another scheme, is still a 401, never silently treated as
+/// anonymous.
 #[derive(Debug, Clone)]
 pub struct OptionalAccessToken(pub Option<AccessToken>);
 
@@ -87,8 +88,9 @@ fn validator(request: &HttpRequest) -> &TokenValidator {
 }
 
 /// The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1). Another scheme
-/// counts as no token; what follows `Bearer ` is the validator's to accept or refuse (and
-/// to log), even when it is not a well-formed token.
+/// gets the answer to a missing token (a 401 with a bare `Bearer` challenge); what follows
+/// `Bearer ` is the validator's to accept or refuse (and to log), even when it is not a
+/// well-formed token.
 fn bearer_token(header: &[u8]) -> Result<&str, AuthError> {
     let header = std::str::from_utf8(header).map_err(|_| AuthError::MissingToken)?;
     let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
