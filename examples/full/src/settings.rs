@@ -50,7 +50,7 @@ pub struct ServerSettings {
     pub workers: Option<NonZeroUsize>,
     /// Idle time before a keep-alive connection is closed; zero disables keep-alive.
     pub keep_alive: Duration,
-    /// Time a client has to send the request head; zero disables the limit.
+    /// Time a client has to send the request head: 1 to 300 seconds.
     pub client_request_timeout: Duration,
     /// Largest JSON body a handler accepts, in bytes.
     pub json_body_limit: usize,
@@ -120,7 +120,13 @@ impl ServerSettings {
                 |value| value.parse::<NonZeroUsize>().ok().filter(|n| n.get() <= 512),
             )?,
             keep_alive: values.seconds("KEEP_ALIVE", "5")?,
-            client_request_timeout: values.seconds("CLIENT_REQUEST_TIMEOUT", "5")?,
+            // Zero would let a client take forever to send its request head (slowloris).
+            client_request_timeout: values.seconds_within(
+                "CLIENT_REQUEST_TIMEOUT",
+                "a whole number of seconds from 1 to 300",
+                "5",
+                1..=300,
+            )?,
             json_body_limit: values.parse("JSON_BODY_LIMIT", "a size in bytes", "262144")?,
             request_timeout: values.seconds("REQUEST_TIMEOUT", "30")?,
             cors_allowed_origins: values.with(
@@ -385,6 +391,22 @@ impl Values<'_> {
         self.parse(variable, "a whole number of seconds", default)
             .map(Duration::from_secs)
     }
+
+    /// Seconds within `range`, which `expected` states.
+    pub(crate) fn seconds_within(
+        &self,
+        variable: &'static str,
+        expected: &'static str,
+        default: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, SettingsError> {
+        self.with(variable, expected, default, |value| {
+            let seconds = value.parse().ok()?;
+            range
+                .contains(&seconds)
+                .then(|| Duration::from_secs(seconds))
+        })
+    }
 }
 
 /// Shared with the tests of the modules that read their own settings.
@@ -462,6 +484,10 @@ pub(crate) mod tests {
         assert_eq!(invalid_variable(&[("WORKERS", "513")]), "WORKERS");
         assert_eq!(invalid_variable(&[("HOST", "localhost:80")]), "HOST");
         assert_eq!(invalid_variable(&[("KEEP_ALIVE", "-1")]), "KEEP_ALIVE");
+        assert_eq!(
+            invalid_variable(&[("CLIENT_REQUEST_TIMEOUT", "0")]),
+            "CLIENT_REQUEST_TIMEOUT"
+        );
         assert_eq!(invalid_variable(&[("LOG_LEVEL", "loud")]), "LOG_LEVEL");
         assert_eq!(
             invalid_variable(&[("LOG_JSON_OUTPUT", "maybe")]),

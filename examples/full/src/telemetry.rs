@@ -128,7 +128,29 @@ impl RootSpanBuilder for RequestSpan {
         span
     }
 
+    /// As `tracing-actix-web` records it, except that an error's message is recorded as a
+    /// string: it can carry the client's input (a JSON body's unknown field, say), which the
+    /// human-readable format then quotes and escapes, so a newline in it cannot start a line
+    /// of its own.
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        DefaultRootSpanBuilder::on_request_end(span, outcome);
+        let (status, error) = match outcome {
+            Ok(response) => match response.response().error() {
+                Some(error) => (response.status(), error.as_response_error()),
+                None => return DefaultRootSpanBuilder::on_request_end(span, outcome),
+            },
+            Err(error) => {
+                let error = error.as_response_error();
+                (error.status_code(), error)
+            }
+        };
+        span.record("exception.message", error.to_string().as_str());
+        span.record("exception.details", format!("{error:?}").as_str());
+        span.record("http.status_code", i32::from(status.as_u16()));
+        let outcome = if status.is_client_error() {
+            "OK"
+        } else {
+            "ERROR"
+        };
+        span.record("otel.status_code", outcome);
     }
 }

@@ -1,7 +1,8 @@
 //! The development issuer: an OpenID provider inside the service, for local work only.
 //!
 //! It signs tokens for whoever asks, so settings refuse it outside the local environment
-//! and on any address but a loopback one.
+//! and on any address but a loopback one, a release build turns it on only when asked, and
+//! it signs nothing for a request that came through a proxy.
 //! Its ES256 key is generated at startup and never leaves the process: tokens it minted die
 //! with it.
 //!
@@ -12,7 +13,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -166,7 +167,23 @@ async fn jwks(issuer: web::Data<DevIssuer>) -> HttpResponse {
     HttpResponse::Ok().json(issuer.jwks())
 }
 
-async fn token(issuer: web::Data<DevIssuer>, request: web::Json<TokenRequest>) -> HttpResponse {
+/// Headers a proxy adds. The service listens on loopback only, so a request that carries
+/// one came through a proxy on this machine, from anyone that proxy serves.
+const PROXY_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
+async fn token(
+    issuer: web::Data<DevIssuer>,
+    http: HttpRequest,
+    request: web::Json<TokenRequest>,
+) -> HttpResponse {
+    if PROXY_HEADERS
+        .iter()
+        .any(|name| http.headers().contains_key(*name))
+    {
+        return Problem::new(actix_web::http::StatusCode::FORBIDDEN)
+            .with_detail("the development issuer signs tokens for calls made on this machine only, not through a proxy")
+            .to_response();
+    }
     let invalid = |detail: &str| {
         Problem::new(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY)
             .with_detail(detail)

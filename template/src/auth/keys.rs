@@ -77,8 +77,15 @@ fn public_key(jwk: &Jwk, algorithm: Algorithm) -> Option<ParsedPublicKey> {
                 n: unsigned(&n),
                 e: unsigned(&e),
             };
-            // RFC 8725 §3.5, NIST SP 800-131A: 2048 bits at least; 8192 at most.
-            if !(256..=1024).contains(&components.n.len()) {
+            // RFC 8725 §3.5, NIST SP 800-131A: 2048 bits at least; 8192 at most. aws-lc-rs
+            // checks the size and the exponent only when it verifies, so a key that would
+            // fail every signature is left out here, not loaded.
+            let bits = components.n.len() * 8
+                - components
+                    .n
+                    .first()
+                    .map_or(0, |top| top.leading_zeros() as usize);
+            if !(2048..=8192).contains(&bits) || !is_rsa_exponent(&components.e) {
                 return None;
             }
             components.to_parsed_public_key(params).ok()
@@ -102,6 +109,13 @@ fn public_key(jwk: &Jwk, algorithm: Algorithm) -> Option<ParsedPublicKey> {
         }
         _ => None,
     }
+}
+
+/// An RSA public exponent (big-endian, no leading zeros) a verifier accepts: odd, at
+/// least 3 and at most 32 bits (65537 in practice; NIST SP 800-89 §5.3.3).
+fn is_rsa_exponent(e: &[u8]) -> bool {
+    let odd = e.last().is_some_and(|low| low & 1 == 1);
+    odd && (1..=4).contains(&e.len()) && e != [1]
 }
 
 /// The keys in use, by `kid`.
@@ -372,8 +386,9 @@ impl KeyStore {
     }
 
     /// Swaps in the usable keys of `jwks`, trusted for `OIDC_JWKS_MAX_STALE` from now;
-    /// returns how many there are. A key the current set already holds keeps its `Arc`.
-    /// A set without a usable key is not installed.
+    /// returns how many there are. A key the current set already holds keeps its `Arc`,
+    /// and a set of the same keys keeps the generation, so what was checked against them
+    /// still holds. A set without a usable key is not installed.
     fn replace(&self, jwks: &[Jwk]) -> usize {
         let mut current = write(&self.keys);
         let keys: HashMap<String, Arc<VerificationKey>> = jwks
@@ -391,11 +406,21 @@ impl KeyStore {
             .collect();
         let count = keys.len();
         if count > 0 {
+            let unchanged = current.as_ref().is_some_and(|set| {
+                set.keys.len() == count
+                    && keys
+                        .iter()
+                        .all(|(kid, key)| set.get(kid).is_some_and(|known| Arc::ptr_eq(known, key)))
+            });
             let set = Arc::new(KeySet {
                 keys,
                 trusted_until: Some(Instant::now() + self.max_stale),
             });
-            self.swap(&mut current, Some(set));
+            if unchanged {
+                *current = Some(set);
+            } else {
+                self.swap(&mut current, Some(set));
+            }
         }
         count
     }
@@ -695,14 +720,37 @@ pub(super) mod tests {
         }))
         .unwrap();
         assert_eq!(algorithm_of(&short), None);
+        // RFC 7517 appendix A.1's 2048-bit key, with a 2047-bit modulus (still 256 bytes)
+        // and with exponents no verifier takes: each would fail every signature.
+        let rfc_n = URL_SAFE_NO_PAD.decode(RFC_7517_N).unwrap();
+        let mut n_2047 = rfc_n.clone();
+        n_2047[0] = 0x7f;
+        let rsa = |n: &[u8], e: &[u8]| -> Jwk {
+            serde_json::from_value(json!({
+                "kty": "RSA", "kid": "r",
+                "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e),
+            }))
+            .unwrap()
+        };
+        assert_eq!(
+            algorithm_of(&rsa(&rfc_n, &[1, 0, 1])),
+            Some(Algorithm::RS256)
+        );
+        assert_eq!(algorithm_of(&rsa(&n_2047, &[1, 0, 1])), None, "2047 bits");
+        for e in [&[1, 0, 0][..], &[1], &[1, 0, 0, 0, 1]] {
+            assert_eq!(algorithm_of(&rsa(&rfc_n, e)), None, "e = {e:?}");
+        }
     }
+
+    /// The modulus of RFC 7517 appendix A.1's RSA key: 2048 bits.
+    const RFC_7517_N: &str = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
 
     #[test]
     fn an_rsa_encryption_key_never_verifies() {
         let rsa = |alg: &str| -> Jwk {
             serde_json::from_value(serde_json::json!({
                 "kty": "RSA", "kid": "r", "alg": alg, "e": "AQAB",
-                "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+                "n": RFC_7517_N
             }))
             .unwrap()
         };
@@ -716,7 +764,7 @@ pub(super) mod tests {
     fn a_key_gets_exactly_one_algorithm() {
         let mut rsa: Jwk = serde_json::from_value(serde_json::json!({
             "kty": "RSA", "kid": "r", "e": "AQAB",
-            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+            "n": RFC_7517_N
         }))
         .unwrap();
         // No alg: the first RSA algorithm OIDC_ALGORITHMS lists, and only that one.
@@ -741,11 +789,17 @@ pub(super) mod tests {
         store.replace(std::slice::from_ref(&original));
         let first = Arc::clone(store.current().unwrap().get("k").unwrap());
 
+        let generation = store.generation();
         store.replace(std::slice::from_ref(&original));
         let set = store.current().unwrap();
         assert!(
             set.still_uses(&first, true),
             "the same key keeps its identity"
+        );
+        assert_eq!(
+            store.generation(),
+            generation,
+            "the same keys keep what was checked against them"
         );
 
         // Another public key under the same kid (RFC 7517 appendix A.1's).
@@ -759,5 +813,6 @@ pub(super) mod tests {
             !set.still_uses(&first, true),
             "a replaced key does not vouch any more"
         );
+        assert_ne!(store.generation(), generation);
     }
 }

@@ -72,6 +72,18 @@ const ALGORITHMS: &str =
 const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 const DEV_ISSUER_SIGNS_ANYTHING: &str = "the development issuer signs any token it is asked for, so it runs only on a loopback address (HOST=127.0.0.1 or ::1); set HOST to one, or configure a provider with OIDC_ISSUER_URL";
 
+/// Whether this is a debug build (`cargo run`, `cargo test`), where the development issuer
+/// may be on by default.
+const DEBUG_BUILD: bool = cfg!(debug_assertions);
+
+/// Whether the development issuer is on when `OIDC_DEV_ISSUER` is not set: locally, with no
+/// provider named, in a debug build. Not in a release build: one started without
+/// `APP_ENVIRONMENT` behind a proxy on the same host would otherwise mint tokens for anyone
+/// the proxy lets in (its requests come from loopback).
+fn dev_issuer_by_default(provider_named: bool, production: bool, debug_build: bool) -> bool {
+    !provider_named && !production && debug_build
+}
+
 impl AuthSettings {
     pub(crate) fn from_values(
         values: &Values<'_>,
@@ -82,7 +94,8 @@ impl AuthSettings {
         let configuration_url = values.get("OIDC_CONFIGURATION_URL")?;
         let issuer_url = values.get("OIDC_ISSUER_URL")?;
         let explicit_dev_issuer = values.get("OIDC_DEV_ISSUER")?.is_some();
-        let dev_default = if configuration_url.is_none() && issuer_url.is_none() && !production {
+        let provider_named = configuration_url.is_some() || issuer_url.is_some();
+        let dev_default = if dev_issuer_by_default(provider_named, production, DEBUG_BUILD) {
             "true"
         } else {
             "false"
@@ -137,7 +150,13 @@ impl AuthSettings {
         let client_id = values.get("OIDC_CLIENT_ID")?.or_else(|| audience.clone());
 
         let jwks_max_age = values.seconds("OIDC_JWKS_MAX_AGE", "300")?;
-        let jwks_cooldown = values.seconds("OIDC_JWKS_COOLDOWN", "10")?;
+        // Zero would let every bad token (and a provider's `no-store`) fetch the keys again.
+        let jwks_cooldown = values.seconds_within(
+            "OIDC_JWKS_COOLDOWN",
+            "a whole number of seconds from 1 to 3600",
+            "10",
+            1..=3600,
+        )?;
         // Healthy refreshes come at least this often; trust must outlast two of them.
         let refresh_interval = jwks_max_age.max(jwks_cooldown);
         Ok(Self {
@@ -156,14 +175,11 @@ impl AuthSettings {
                 "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA",
                 parse_algorithms,
             )?,
-            leeway: values.with(
+            leeway: values.seconds_within(
                 "OIDC_LEEWAY",
                 "a whole number of seconds from 0 to 300",
                 "5",
-                |value| {
-                    let seconds: u64 = value.parse().ok()?;
-                    (seconds <= MAX_LEEWAY_SECS).then(|| Duration::from_secs(seconds))
-                },
+                0..=MAX_LEEWAY_SECS,
             )?,
             require_at_jwt: values.boolean("OIDC_REQUIRE_AT_JWT", "false")?,
             max_token_bytes: values.parse("OIDC_MAX_TOKEN_BYTES", "a size in bytes", "8192")?,
@@ -311,7 +327,7 @@ fn discovery(
         (None, None) => Err(SettingsError::Invalid {
             variable: "OIDC_CONFIGURATION_URL",
             value: String::new(),
-            expected: "the provider's discovery URL (or OIDC_ISSUER_URL), or OIDC_DEV_ISSUER=true locally",
+            expected: "the provider's discovery URL (or OIDC_ISSUER_URL), or OIDC_DEV_ISSUER=true locally (on by default in debug builds only)",
         }),
     }
 }
@@ -364,7 +380,7 @@ fn parse_algorithms(value: &str) -> Option<Vec<Algorithm>> {
 mod tests {
     use crate::settings::tests::{invalid_variable as refused, settings as load};
 
-    use super::Provider;
+    use super::{DEBUG_BUILD, Provider, dev_issuer_by_default};
 
     #[test]
     fn the_issuer_is_the_configuration_url_without_its_suffix() {
@@ -430,6 +446,39 @@ mod tests {
     #[test]
     fn local_development_without_a_provider_uses_the_development_issuer() {
         assert_eq!(load(&[]).unwrap().auth.provider, Provider::Development);
+    }
+
+    #[test]
+    fn a_release_build_turns_the_development_issuer_on_only_when_asked() {
+        // (provider named, production, debug build) => on by default
+        assert!(dev_issuer_by_default(false, false, true));
+        assert!(
+            !dev_issuer_by_default(false, false, false),
+            "a release build"
+        );
+        assert!(!dev_issuer_by_default(true, false, true));
+        assert!(!dev_issuer_by_default(false, true, true));
+        // This build (tests are debug builds) follows the rule.
+        let default_on = load(&[]).unwrap().auth.provider == Provider::Development;
+        assert_eq!(default_on, DEBUG_BUILD);
+    }
+
+    #[test]
+    fn the_key_fetch_cooldown_is_never_zero() {
+        assert_eq!(
+            refused(&[("OIDC_JWKS_COOLDOWN", "0")]),
+            "OIDC_JWKS_COOLDOWN"
+        );
+        assert_eq!(
+            refused(&[("OIDC_JWKS_COOLDOWN", "3601")]),
+            "OIDC_JWKS_COOLDOWN"
+        );
+        let message = load(&[("OIDC_JWKS_COOLDOWN", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("from 1 to 3600"), "{message}");
+        let default = load(&[]).unwrap();
+        assert_eq!(default.auth.jwks_cooldown.as_secs(), 10);
     }
 
     #[test]

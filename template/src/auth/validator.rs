@@ -212,6 +212,10 @@ impl TokenValidator {
         if header.crit.is_some() {
             return Err(Rejection::CriticalHeader);
         }
+        // Refused before any key is looked up, so it cannot make the key set be fetched again.
+        if !self.algorithms.contains(&header.alg) {
+            return Err(Rejection::Algorithm);
+        }
         let typ = header.typ.as_deref();
         if self.require_at_jwt && !is_at_jwt(typ) {
             return Err(Rejection::Type);
@@ -247,10 +251,11 @@ impl TokenValidator {
         Ok((Arc::clone(key), true))
     }
 
-    /// The signature, with the key's algorithm, which the header must name too and the
-    /// settings must allow.
+    /// The signature, with the key's algorithm, which the header must name too (the
+    /// settings allow it: keys of other algorithms are not loaded, and `check_header`
+    /// refused the token's).
     fn verify(&self, jws: &Jws<'_>, key: &VerificationKey) -> Result<(), Rejection> {
-        if key.algorithm != jws.header.alg || !self.algorithms.contains(&jws.header.alg) {
+        if key.algorithm != jws.header.alg {
             return Err(Rejection::Algorithm);
         }
         let signature = URL_SAFE_NO_PAD
@@ -268,7 +273,7 @@ impl TokenValidator {
         let payload = URL_SAFE_NO_PAD
             .decode(jws.payload)
             .map_err(|_| Rejection::Malformed)?;
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| Rejection::Claims)?;
+        let claims: Claims = json_object(&payload).ok_or(Rejection::Claims)?;
         let now = unix_now();
         self.check_registered(&claims, now)?;
         self.check_claims(&claims)?;
@@ -286,7 +291,8 @@ impl TokenValidator {
         {
             return Err(Rejection::MissingClaim);
         }
-        if claims.exp < now.saturating_sub(self.leeway) {
+        // RFC 7519 §4.1.4: the time must be before `exp` (plus the leeway), not at it.
+        if claims.exp <= now.saturating_sub(self.leeway) {
             return Err(Rejection::Expired);
         }
         if claims
@@ -318,11 +324,17 @@ impl TokenValidator {
 
     /// What RFC 9068 and this service add: the token is a bearer token (no `cnf`: this
     /// service verifies no proof of possession, RFC 9449 §7, RFC 8705 §3), an access token
-    /// (Keycloak's payload `typ`; no ID-token hashes, and no `nonce` without `typ: Bearer`,
-    /// unless `at+jwt` already proved the type), and names a client that may call.
+    /// (no security event's `events`; Keycloak's payload `typ`; no ID-token hashes, and no
+    /// `nonce` without `typ: Bearer`, unless `at+jwt` already proved the type), and names a
+    /// client that may call.
     fn check_claims(&self, claims: &Claims) -> Result<(), Rejection> {
         if claims.cnf.is_some() {
             return Err(Rejection::SenderConstrained);
+        }
+        // RFC 8725 §3.12: a Security Event Token (a logout token) has `events`, which an
+        // access token never has; it may be typed `JWT` like one, so this is its mark.
+        if claims.events.is_some() {
+            return Err(Rejection::NotAccessToken);
         }
         if claims
             .typ
@@ -350,6 +362,17 @@ impl TokenValidator {
         }
         Ok(())
     }
+}
+
+/// `json` parsed as `T` if it is a JSON object (RFC 7519 §7.2): a derived `Deserialize`
+/// would also take an array, filling the fields in order. (jsonwebtoken's `Header` takes
+/// only objects: it flattens its extra members.)
+fn json_object<T: serde::de::DeserializeOwned>(json: &[u8]) -> Option<T> {
+    let first = json.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return None;
+    }
+    serde_json::from_slice(json).ok()
 }
 
 /// RFC 6750 §2.1 `b64token`: letters, digits and `-._~+/`, then optional `=` padding.

@@ -151,6 +151,55 @@ fn a_user_agent_cannot_forge_fields_in_human_readable_lines() {
     assert!(line.contains(" request_id=ua-probe"), "{line}");
 }
 
+#[cfg(feature = "auth")]
+#[test]
+fn an_error_message_cannot_forge_lines_in_human_readable_output() {
+    let mut service = Service::start(&[("LOG_JSON_OUTPUT", "false")]);
+
+    // The development issuer refuses an unknown field, and its error names it, newline
+    // and all.
+    let status = service.post_json(
+        "/dev-issuer/token",
+        &[("x-request-id", "error-probe")],
+        r#"{"a\nINFO forged=1": 1}"#,
+    );
+    assert_eq!(status, 422);
+    service.get("/health/liveness", &[("x-request-id", "after-probe")]);
+
+    let line = service
+        .wait_for_line(|line| line.contains("error-probe"))
+        .expect("the request is logged");
+    assert!(line.contains(r"exception.message="), "{line}");
+    assert!(
+        line.contains(r"a\nINFO forged=1"),
+        "escaped in place: {line}"
+    );
+    let next = service
+        .wait_for_line(|line| line.starts_with("INFO forged") || line.contains("after-probe"))
+        .expect("the next request is logged");
+    assert!(next.contains("after-probe"), "a forged line: {next}");
+
+    // JSON lines escape it anyway, and carry the error's message and status as they did.
+    let mut service = Service::start(&JSON);
+    service.post_json(
+        "/dev-issuer/token",
+        &[("x-request-id", "json-error-probe")],
+        r#"{"a\nINFO forged=1": 1}"#,
+    );
+    let line = service
+        .wait_for_line(|line| line.contains("json-error-probe"))
+        .expect("the request is logged");
+    let record: Value = serde_json::from_str(&line).expect("one JSON object per line");
+    let message = record["exception.message"].as_str().unwrap_or_default();
+    assert!(message.contains("a\nINFO forged=1"), "{line}");
+    assert!(record["exception.details"].is_string(), "{line}");
+    assert_eq!(record["http.status_code"], 422);
+    assert_eq!(
+        record["otel.status_code"], "OK",
+        "a client error is not the server's"
+    );
+}
+
 #[test]
 fn the_client_address_is_the_peer_unless_a_trusted_proxy_forwards_it() {
     let forwarded = [

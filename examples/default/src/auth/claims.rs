@@ -93,6 +93,10 @@ pub struct Claims {
     /// accepted here, so the validator refuses a bound one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<serde_json::Value>,
+    /// The events of a Security Event Token (RFC 8417 §2.2), which a logout token is (OIDC
+    /// Back-Channel Logout §2.4): its presence marks a token that is not an access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<serde_json::Value>,
 }
 
 /// The `exp` of a token without one, which the validator refuses as a missing claim.

@@ -11,7 +11,7 @@ use futures_util::FutureExt;
 use futures_util::future::{Either, Map};
 
 use super::claims::AccessToken;
-use super::error::AuthError;
+use super::error::{AuthError, Rejection};
 use super::validator::TokenValidator;
 
 impl FromRequest for AccessToken {
@@ -90,13 +90,17 @@ fn validator(request: &HttpRequest) -> &TokenValidator {
 /// The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1). Another scheme
 /// gets the answer to a missing token (a 401 with a bare `Bearer` challenge); what follows
 /// `Bearer ` is the validator's to accept or refuse (and to log), even when it is not a
-/// well-formed token.
+/// well-formed token, unless it is not even text (bytes that are not UTF-8): malformed.
 fn bearer_token(header: &[u8]) -> Result<&str, AuthError> {
-    let header = std::str::from_utf8(header).map_err(|_| AuthError::MissingToken)?;
-    let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let (scheme, token) = match header.iter().position(|byte| *byte == b' ') {
+        Some(space) => (&header[..space], &header[space + 1..]),
+        None => (header, &b""[..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Err(AuthError::MissingToken);
     }
+    let token =
+        std::str::from_utf8(token).map_err(|_| AuthError::InvalidToken(Rejection::Malformed))?;
     Ok(token.trim_start_matches(' '))
 }
 
@@ -146,6 +150,19 @@ mod tests {
         assert!(matches!(
             bearer_token(b"Basic dXNlcg=="),
             Err(AuthError::MissingToken)
+        ));
+        assert!(matches!(
+            bearer_token(b"Basic \xff"),
+            Err(AuthError::MissingToken)
+        ));
+    }
+
+    #[test]
+    fn a_bearer_token_that_is_not_text_is_malformed_not_missing() {
+        // RFC 6750 §3.1: the bare challenge is for a request without credentials.
+        assert!(matches!(
+            bearer_token(b"Bearer eyJ\xff\xfe"),
+            Err(AuthError::InvalidToken(Rejection::Malformed))
         ));
     }
 }

@@ -96,22 +96,39 @@ impl DatabaseSettings {
     }
 }
 
-/// `scheme://user:password@host/...` with the password replaced, for error messages.
+/// `DATABASE_URL` for an error message, without what may be a password: the user
+/// information's (all before the last `@`, since an unencoded password may hold `/`, `?` or
+/// `@`) and the value of any query parameter named like one (`password`, `sslpassword`).
+/// Text that is not a URL and mentions a password (a `key=value` connection string) is not
+/// shown at all.
 fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return if url.to_ascii_lowercase().contains("password") {
+            "[not shown: it may hold a password]".to_owned()
+        } else {
+            url.to_owned()
+        };
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((userinfo, host)) => {
+    let (userinfo, rest) = match rest.rsplit_once('@') {
+        Some((userinfo, rest)) => {
             let user = userinfo.split(':').next().unwrap_or_default();
-            format!(
-                "{scheme}://{user}:[redacted]@{host}{}",
-                &rest[authority_end..]
-            )
+            (format!("{user}:[redacted]@"), rest)
         }
-        None => url.to_owned(),
-    }
+        None => (String::new(), rest),
+    };
+    let Some((location, query)) = rest.split_once('?') else {
+        return format!("{scheme}://{userinfo}{rest}");
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                format!("{key}=[redacted]")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{scheme}://{userinfo}{location}?{}", query.join("&"))
 }
 
 /// The running database layer; stops its background task when dropped.
@@ -274,5 +291,20 @@ mod tests {
             "postgres://app:[redacted]@db:5432/app?sslmode=require"
         );
         assert_eq!(redact_password("sqlite:service.db"), "sqlite:service.db");
+        // An unencoded password holding `/`, `?` or `@`, which also makes the URL invalid.
+        assert_eq!(
+            redact_password("postgres://app:a/b?c@d@db/app"),
+            "postgres://app:[redacted]@db/app"
+        );
+        // sqlx reads `password` (and `sslpassword`) from the query too.
+        assert_eq!(
+            redact_password(
+                "postgres://app@db/app?sslmode=require&password=s3cret&sslpassword=k3y"
+            ),
+            "postgres://app:[redacted]@db/app?sslmode=require&password=[redacted]&sslpassword=[redacted]"
+        );
+        // A libpq key=value string is not a URL: not shown.
+        let shown = redact_password("host=db user=app password=s3cret");
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 }

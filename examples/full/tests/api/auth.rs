@@ -204,11 +204,40 @@ async fn a_header_algorithm_the_key_does_not_allow_is_refused() {
 }
 
 #[tokio::test]
+async fn an_algorithm_the_settings_leave_out_is_refused_before_keys_are_fetched() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[("OIDC_ALGORITHMS", "RS256")]).await;
+    // A key under a kid the service has not seen: were the algorithm checked only against
+    // the key, the unknown kid would make the service fetch the key set again.
+    let es384 = SigningKey::generate("es384-1", Algorithm::ES384);
+    issuer.add_key(es384.clone());
+    let fetches = issuer.jwks_fetches();
+
+    let token = issuer.token().signed_by(&es384).sign();
+    assert_refused(&app, &token, "algorithm").await;
+    assert_eq!(
+        issuer.jwks_fetches(),
+        fetches,
+        "no fetch for a refused algorithm"
+    );
+}
+
+#[tokio::test]
 async fn an_expired_token_is_refused() {
     let issuer = TestIssuer::start().await;
     let app = app_for(&issuer, &[]).await;
     // Past the 5 s leeway.
     let token = issuer.token().claim("exp", json!(now() - 30)).sign();
+
+    assert_refused(&app, &token, "expired").await;
+}
+
+#[tokio::test]
+async fn a_token_is_refused_from_the_second_it_expires() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[("OIDC_LEEWAY", "0")]).await;
+    // RFC 7519 §4.1.4: the time must be before `exp`; at `exp` the token has expired.
+    let token = issuer.token().claim("exp", json!(now())).sign();
 
     assert_refused(&app, &token, "expired").await;
 }
@@ -427,6 +456,24 @@ async fn other_kinds_of_jwt_are_refused_by_their_explicit_type() {
 }
 
 #[tokio::test]
+async fn a_logout_token_is_refused_by_its_events() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    // OIDC Back-Channel Logout §2.4: a Security Event Token (RFC 8417), which a provider may
+    // type `JWT` like its access tokens, for the same audience.
+    let events = json!({ "http://schemas.openid.net/event/backchannel-logout": {} });
+    let logout = issuer
+        .token()
+        .typ("JWT")
+        .without("typ")
+        .claim("sid", json!("08a5019c-17e1-4977-8f42-65a12843ea02"))
+        .claim("events", events)
+        .sign();
+
+    assert_refused(&app, &logout, "not an access token").await;
+}
+
+#[tokio::test]
 async fn an_at_jwt_header_proves_the_type_when_it_is_required() {
     let issuer = TestIssuer::start().await;
     let app = app_for(&issuer, &[("OIDC_REQUIRE_AT_JWT", "true")]).await;
@@ -476,7 +523,8 @@ async fn duplicate_members_in_the_header_or_the_claims_are_refused() {
     let app = app_for(&issuer, &[]).await;
     let builder = || issuer.token();
 
-    // RFC 7515 §5.2, RFC 7519 §4: a duplicate name is refused, never resolved either way.
+    // RFC 7515 §5.2, RFC 7519 §4: a duplicate of a member the service reads is refused,
+    // never resolved either way (others, read on demand, are the last one's, as §4 allows).
     let good = builder();
     let (header, claims) = (good.header_json(), good.claims_json());
     assert_eq!(call(&app, &good.sign_raw(&header, &claims)).await.0, 200);
@@ -490,6 +538,20 @@ async fn duplicate_members_in_the_header_or_the_claims_are_refused() {
         let (status, _, body) = call(&app, &builder().sign_raw(&header, &payload)).await;
         assert_eq!(status, 401, "{payload}: {body}");
     }
+}
+
+#[tokio::test]
+async fn a_claims_set_that_is_not_a_json_object_is_refused() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let builder = issuer.token();
+    let header = builder.header_json();
+    let claims: Value = serde_json::from_str(&builder.claims_json()).unwrap();
+
+    // RFC 7519 §7.2: an object. A derived `Deserialize` takes an array too, field by field.
+    let array = json!([claims["iss"], claims["sub"], claims["aud"], claims["exp"]]);
+    let token = issuer.token().sign_raw(&header, &array.to_string());
+    assert_refused(&app, &token, "claims are invalid").await;
 }
 
 #[tokio::test]
@@ -1006,6 +1068,33 @@ async fn the_development_issuer_refuses_requests_it_cannot_honour() {
         .await
         .unwrap();
     assert_eq!(unknown_field.status(), 422);
+}
+
+#[tokio::test]
+async fn the_development_issuer_signs_nothing_for_a_request_through_a_proxy() {
+    let app = spawn::<&str>(&[]).await;
+
+    // A proxy on the same machine connects from loopback too, on behalf of anyone.
+    for (header, value) in [
+        ("x-forwarded-for", "203.0.113.7"),
+        ("forwarded", "for=203.0.113.7"),
+        ("x-real-ip", "203.0.113.7"),
+    ] {
+        let response = app
+            .client
+            .post(format!("{}/dev-issuer/token", app.address))
+            .header(header, value)
+            .json(&json!({ "sub": "alice", "roles": ["admin"] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{header}");
+        let problem: Value = response.json().await.unwrap();
+        assert!(
+            problem["detail"].as_str().unwrap().contains("proxy"),
+            "{problem}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -184,14 +184,35 @@ impl Service {
     /// GET `path` with `headers`, from a test that has no runtime of its own; returns the
     /// status.
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> u16 {
+        self.send(reqwest::Method::GET, path, headers, None)
+    }
+
+    /// POST `json` (sent as it is) to `path` with `headers`; returns the status.
+    #[cfg(feature = "auth")]
+    pub fn post_json(&self, path: &str, headers: &[(&str, &str)], json: &str) -> u16 {
+        self.send(reqwest::Method::POST, path, headers, Some(json))
+    }
+
+    fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        json: Option<&str>,
+    ) -> u16 {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("a runtime");
         runtime.block_on(async {
-            let mut request = http_client().get(format!("{}{path}", self.address));
+            let mut request = http_client().request(method, format!("{}{path}", self.address));
             for (name, value) in headers {
                 request = request.header(*name, *value);
+            }
+            if let Some(json) = json {
+                request = request
+                    .header("content-type", "application/json")
+                    .body(json.to_owned());
             }
             request
                 .send()
