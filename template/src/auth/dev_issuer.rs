@@ -2,7 +2,8 @@
 //!
 //! It signs tokens for whoever asks, so settings refuse it outside the local environment
 //! and on any address but a loopback one, a release build turns it on only when asked, and
-//! it signs nothing for a request that came through a proxy.
+//! it signs nothing for a request that carries a proxy's forwarding header (a tunnel such as
+//! `kubectl port-forward` adds none, and is not told apart from a local call).
 //! Its ES256 key is generated at startup and never leaves the process: tokens it minted die
 //! with it.
 //!

@@ -98,37 +98,45 @@ impl DatabaseSettings {
 
 /// `DATABASE_URL` for an error message, without what may be a password: the user
 /// information's (all before the last `@`, since an unencoded password may hold `/`, `?` or
-/// `@`) and the value of any query parameter named like one (`password`, `sslpassword`).
-/// Text that is not a URL and mentions a password (a `key=value` connection string) is not
-/// shown at all.
+/// `@`; only the user name before it is shown) and the value of every `key=value` whose key
+/// names a password or is percent-encoded (sqlx reads `password` from the query too), with
+/// or without a `?` before it. Text that is not a URL and mentions a password (a libpq
+/// `key=value` string) is not shown at all. Wrong guesses hide too much, never a password.
 fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return if url.to_ascii_lowercase().contains("password") {
+        return if url.to_ascii_lowercase().contains("pass") {
             "[not shown: it may hold a password]".to_owned()
         } else {
             url.to_owned()
         };
     };
-    let (userinfo, rest) = match rest.rsplit_once('@') {
+    let mut redacted = format!("{scheme}://");
+    let rest = match rest.rsplit_once('@') {
         Some((userinfo, rest)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            (format!("{user}:[redacted]@"), rest)
+            let user_end = userinfo
+                .find([':', '/', '?', '&'])
+                .unwrap_or(userinfo.len());
+            redacted.push_str(&userinfo[..user_end]);
+            redacted.push_str(":[redacted]@");
+            rest
         }
-        None => (String::new(), rest),
+        None => rest,
     };
-    let Some((location, query)) = rest.split_once('?') else {
-        return format!("{scheme}://{userinfo}{rest}");
-    };
-    let query: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
-                format!("{key}=[redacted]")
+    for piece in rest.split_inclusive(['?', '&']) {
+        let (pair, separator) = match piece.strip_suffix(['?', '&']) {
+            Some(pair) => (pair, &piece[pair.len()..]),
+            None => (piece, ""),
+        };
+        match pair.split_once('=') {
+            Some((key, _)) if key.to_ascii_lowercase().contains("pass") || key.contains('%') => {
+                redacted.push_str(key);
+                redacted.push_str("=[redacted]");
             }
-            _ => pair.to_owned(),
-        })
-        .collect();
-    format!("{scheme}://{userinfo}{location}?{}", query.join("&"))
+            _ => redacted.push_str(pair),
+        }
+        redacted.push_str(separator);
+    }
+    redacted
 }
 
 /// The running database layer; stops its background task when dropped.
@@ -296,15 +304,23 @@ mod tests {
             redact_password("postgres://app:a/b?c@d@db/app"),
             "postgres://app:[redacted]@db/app"
         );
-        // sqlx reads `password` (and `sslpassword`) from the query too.
+        // sqlx reads `password` from the query too (libpq `sslpassword` as well).
         assert_eq!(
             redact_password(
                 "postgres://app@db/app?sslmode=require&password=s3cret&sslpassword=k3y"
             ),
             "postgres://app:[redacted]@db/app?sslmode=require&password=[redacted]&sslpassword=[redacted]"
         );
-        // A libpq key=value string is not a URL: not shown.
-        let shown = redact_password("host=db user=app password=s3cret");
-        assert!(!shown.contains("s3cret"), "{shown}");
+        // A libpq key=value string is not a URL: not shown. Nor is a password when the
+        // query holds an `@` (Azure's user@server), or names it percent-encoded.
+        for url in [
+            "host=db user=app password=s3cret",
+            "postgres://db/app?user=app@srv&password=s3cret",
+            "postgres://db/app?password=s3cret&user=app@srv",
+            "postgres://app@db/app?pass%77ord=s3cret",
+        ] {
+            let shown = redact_password(url);
+            assert!(!shown.contains("s3cret"), "{url}: {shown}");
+        }
     }
 }

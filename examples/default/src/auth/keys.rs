@@ -111,8 +111,9 @@ fn public_key(jwk: &Jwk, algorithm: Algorithm) -> Option<ParsedPublicKey> {
     }
 }
 
-/// An RSA public exponent (big-endian, no leading zeros) a verifier accepts: odd, at
-/// least 3 and at most 32 bits (65537 in practice; NIST SP 800-89 §5.3.3).
+/// An RSA public exponent (big-endian, no leading zeros) this service accepts: odd, at
+/// least 3 and at most 32 bits (65537 in practice). aws-lc-rs would also take 33 bits;
+/// no provider publishes such a key.
 fn is_rsa_exponent(e: &[u8]) -> bool {
     let odd = e.last().is_some_and(|low| low & 1 == 1);
     odd && (1..=4).contains(&e.len()) && e != [1]
@@ -166,7 +167,7 @@ impl KeySet {
 pub struct KeyStore {
     /// `None` until a key set is loaded, and again once it went stale.
     keys: RwLock<Option<Arc<KeySet>>>,
-    /// Changes whenever `keys` is replaced or dropped: what was checked against one key set
+    /// Changes whenever the keys change or are dropped: what was checked against one key set
     /// holds while this is the number it was checked under.
     generation: AtomicU64,
     /// Where the keys are, once discovery has succeeded.
@@ -225,8 +226,8 @@ impl KeyStore {
         self.current_with_generation().map(|(set, _)| set)
     }
 
-    /// The current keys' generation, one atomic load: it changes whenever the key set is
-    /// replaced or dropped.
+    /// The current keys' generation, one atomic load: it changes whenever the keys change
+    /// or are dropped.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -720,8 +721,9 @@ pub(super) mod tests {
         }))
         .unwrap();
         assert_eq!(algorithm_of(&short), None);
-        // RFC 7517 appendix A.1's 2048-bit key, with a 2047-bit modulus (still 256 bytes)
-        // and with exponents no verifier takes: each would fail every signature.
+        // RFC 7517 appendix A.1's 2048-bit key, with a 2047-bit modulus (still 256 bytes),
+        // which would fail every signature, and with exponents that are even, 1 or longer
+        // than 32 bits.
         let rfc_n = URL_SAFE_NO_PAD.decode(RFC_7517_N).unwrap();
         let mut n_2047 = rfc_n.clone();
         n_2047[0] = 0x7f;
@@ -807,12 +809,18 @@ pub(super) mod tests {
             "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
             "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM",
         }));
-        store.replace(&[replaced]);
+        store.replace(std::slice::from_ref(&replaced));
         let set = store.current().unwrap();
         assert!(
             !set.still_uses(&first, true),
             "a replaced key does not vouch any more"
         );
         assert_ne!(store.generation(), generation);
+        // A key added to the same set is a change too.
+        let generation = store.generation();
+        let mut added = original.clone();
+        added.common.key_id = Some("k2".into());
+        store.replace(&[replaced, added]);
+        assert_ne!(store.generation(), generation, "a key added");
     }
 }

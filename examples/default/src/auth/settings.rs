@@ -459,7 +459,8 @@ mod tests {
         assert!(!dev_issuer_by_default(true, false, true));
         assert!(!dev_issuer_by_default(false, true, true));
         // This build (tests are debug builds) follows the rule.
-        let default_on = load(&[]).unwrap().auth.provider == Provider::Development;
+        let default_on =
+            load(&[]).is_ok_and(|settings| settings.auth.provider == Provider::Development);
         assert_eq!(default_on, DEBUG_BUILD);
     }
 

@@ -19,9 +19,9 @@
 //! - **Each thread keeps copies of the last [`FRONT_SLOTS`] verdicts it used** ([`Front`]),
 //!   checked against the key set of one generation: a hit there takes no lock and changes
 //!   nothing another thread reads, where a hit in the shared cache makes the workers take
-//!   turns at the same locks and reference counts. A new key set (a refresh, a rotation, keys
-//!   dropped as stale) empties every thread's copies, which then come from the shared cache
-//!   again. They are outside the byte budget: at most [`FRONT_SLOTS`] tokens' claims and
+//!   turns at the same locks and reference counts. A key set that changes (a rotation, a key
+//!   replaced or retired, keys dropped as stale) empties every thread's copies, which then
+//!   come from the shared cache again; a refresh that finds the same keys does not. They are outside the byte budget: at most [`FRONT_SLOTS`] tokens' claims and
 //!   signed parts per thread.
 
 use std::cell::RefCell;
