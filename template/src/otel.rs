@@ -59,9 +59,11 @@ pub fn continue_trace(request: &ServiceRequest, span: &Span) {
     }
     let route = request.match_pattern();
     let route = route.as_deref().unwrap_or("default");
+    // OpenTelemetry's conventions: `HTTP` for a method that is not a standard one.
+    let method = crate::telemetry::standard_method(request.method()).unwrap_or("HTTP");
     span.record(
         "otel.name",
-        tracing::field::display(format_args!("{} {route}", request.method())),
+        tracing::field::display(format_args!("{method} {route}")),
     );
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&Headers(request.headers()))

@@ -15,6 +15,7 @@ use std::io::IsTerminal;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::{Error, HttpMessage};
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
@@ -81,6 +82,24 @@ pub fn log_panics() {
             "panic: {message}"
         );
     }));
+}
+
+/// The name of a standard HTTP method, `None` for any other: a client may send any token as
+/// its method, so series and span names use this (with OpenTelemetry's `_OTHER` or `HTTP`
+/// for the rest) to stay bounded.
+pub fn standard_method(method: &Method) -> Option<&'static str> {
+    Some(match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => return None,
+    })
 }
 
 /// The span every request runs in. Its fields appear on every log line of the request.

@@ -57,6 +57,13 @@ async fn requests_are_counted_and_timed_by_route_and_status() {
     }
     app.get("/no/such/path/1").await;
     app.get("/no/such/path/2").await;
+    // A method a client makes up shares one series too.
+    let made_up = reqwest::Method::from_bytes(b"FROBNICATE").unwrap();
+    app.client
+        .request(made_up, format!("{}/health/liveness", app.address))
+        .send()
+        .await
+        .unwrap();
     let after = scrape(&app).await;
 
     let count =
@@ -65,6 +72,9 @@ async fn requests_are_counted_and_timed_by_route_and_status() {
     // Unknown paths share one series, whatever the path.
     assert_eq!(count(&after, &unmatched) - count(&before, &unmatched), 2.0);
     assert!(!after.contains("/no/such/path"));
+    let other = [("method", "_OTHER"), ("route", "/health/liveness")];
+    assert_eq!(count(&after, &other) - count(&before, &other), 1.0);
+    assert!(!after.contains("FROBNICATE"));
     let slow_enough = sample(
         &after,
         "http_server_request_duration_seconds_bucket",

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{App, Error, HttpResponse, HttpServer, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -185,7 +185,8 @@ pub async fn record(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let method = method_label(request.method());
+    // OpenTelemetry's conventions: a method that is not a standard one is `_OTHER`.
+    let method = crate::telemetry::standard_method(request.method()).unwrap_or("_OTHER");
     let route = request.match_pattern();
     let result = next.call(request).await;
     let status = match &result {
@@ -233,20 +234,4 @@ fn record_request(method: &'static str, route: &str, status: StatusCode, elapsed
         handles.requests.increment(1);
         handles.duration.record(elapsed.as_secs_f64());
     });
-}
-
-/// The standard methods by name; any other is `_OTHER`, as OpenTelemetry's conventions say.
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "_OTHER",
-    }
 }

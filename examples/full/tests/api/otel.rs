@@ -94,6 +94,27 @@ fn a_traceparent_is_continued_logged_and_exported_over_otlp() {
 }
 
 #[test]
+fn a_made_up_method_does_not_name_a_span() {
+    let (port, received) = otlp_receiver();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let service = Service::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ]);
+
+    // Any token is a method; span names stay bounded: `HTTP` for the others (semconv).
+    let made_up = reqwest::Method::from_bytes(b"FROBNICATE").unwrap();
+    service.send(made_up, "/health/liveness", &[], None);
+
+    let (_, body) = received
+        .recv_timeout(Duration::from_secs(10))
+        .expect("spans are exported within the batch delay");
+    let contains = |needle: &[u8]| body.windows(needle.len()).any(|window| window == needle);
+    assert!(contains(b"HTTP /health/liveness"), "named HTTP");
+    assert!(!contains(b"FROBNICATE /health/liveness"));
+}
+
+#[test]
 fn a_request_without_traceparent_starts_a_trace_and_logs_its_id() {
     let mut service = Service::start(&[("LOG_JSON_OUTPUT", "true")]);
 

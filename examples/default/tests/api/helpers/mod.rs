@@ -199,7 +199,8 @@ impl Service {
         self.send(reqwest::Method::POST, path, headers, Some(json))
     }
 
-    fn send(
+    /// `method` `path` with `headers` and, if any, a JSON body; returns the status.
+    pub fn send(
         &self,
         method: reqwest::Method,
         path: &str,
