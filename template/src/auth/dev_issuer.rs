@@ -14,6 +14,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use actix_web::http::header::{self, HeaderName};
 use actix_web::{HttpRequest, HttpResponse, web};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
@@ -170,7 +171,11 @@ async fn jwks(issuer: web::Data<DevIssuer>) -> HttpResponse {
 
 /// Headers a proxy adds. The service listens on loopback only, so a request that carries
 /// one came through a proxy on this machine, from anyone that proxy serves.
-const PROXY_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+const PROXY_HEADERS: [HeaderName; 3] = [
+    header::FORWARDED,
+    header::X_FORWARDED_FOR,
+    HeaderName::from_static("x-real-ip"),
+];
 
 async fn token(
     issuer: web::Data<DevIssuer>,
@@ -179,7 +184,7 @@ async fn token(
 ) -> HttpResponse {
     if PROXY_HEADERS
         .iter()
-        .any(|name| http.headers().contains_key(*name))
+        .any(|name| http.headers().contains_key(name))
     {
         return Problem::new(actix_web::http::StatusCode::FORBIDDEN)
             .with_detail("the development issuer signs tokens for calls made on this machine only, not through a proxy")

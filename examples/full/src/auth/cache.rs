@@ -21,8 +21,9 @@
 //!   nothing another thread reads, where a hit in the shared cache makes the workers take
 //!   turns at the same locks and reference counts. A key set that changes (a rotation, a key
 //!   replaced or retired, keys dropped as stale) empties every thread's copies, which then
-//!   come from the shared cache again; a refresh that finds the same keys does not. They are outside the byte budget: at most [`FRONT_SLOTS`] tokens' claims and
-//!   signed parts per thread.
+//!   come from the shared cache again; a refresh that finds the same keys does not. They are
+//!   outside the byte budget: at most [`FRONT_SLOTS`] tokens' claims and signed parts per
+//!   thread.
 
 use std::cell::RefCell;
 use std::sync::Arc;

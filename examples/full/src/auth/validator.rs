@@ -368,8 +368,7 @@ impl TokenValidator {
 /// would also take an array, filling the fields in order. (jsonwebtoken's `Header` takes
 /// only objects: it flattens its extra members.)
 fn json_object<T: serde::de::DeserializeOwned>(json: &[u8]) -> Option<T> {
-    let first = json.iter().find(|byte| !byte.is_ascii_whitespace());
-    if first != Some(&b'{') {
+    if json.trim_ascii_start().first() != Some(&b'{') {
         return None;
     }
     serde_json::from_slice(json).ok()

@@ -158,10 +158,11 @@ fn an_error_message_cannot_forge_lines_in_human_readable_output() {
 
     // The development issuer refuses an unknown field, and its error names it, newline
     // and all.
-    let status = service.post_json(
+    let status = service.send(
+        reqwest::Method::POST,
         "/dev-issuer/token",
         &[("x-request-id", "error-probe")],
-        r#"{"a\nINFO forged=1": 1}"#,
+        Some(r#"{"a\nINFO forged=1": 1}"#),
     );
     assert_eq!(status, 422);
     service.get("/health/liveness", &[("x-request-id", "after-probe")]);
@@ -181,10 +182,11 @@ fn an_error_message_cannot_forge_lines_in_human_readable_output() {
 
     // JSON lines escape it anyway, and carry the error's message and status as they did.
     let mut service = Service::start(&JSON);
-    service.post_json(
+    service.send(
+        reqwest::Method::POST,
         "/dev-issuer/token",
         &[("x-request-id", "json-error-probe")],
-        r#"{"a\nINFO forged=1": 1}"#,
+        Some(r#"{"a\nINFO forged=1": 1}"#),
     );
     let line = service
         .wait_for_line(|line| line.contains("json-error-probe"))

@@ -187,12 +187,6 @@ impl Service {
         self.send(reqwest::Method::GET, path, headers, None)
     }
 
-    /// POST `json` (sent as it is) to `path` with `headers`; returns the status.
-    #[cfg(feature = "auth")]
-    pub fn post_json(&self, path: &str, headers: &[(&str, &str)], json: &str) -> u16 {
-        self.send(reqwest::Method::POST, path, headers, Some(json))
-    }
-
     /// `method` `path` with `headers` and, if any, a JSON body; returns the status.
     pub fn send(
         &self,
