@@ -379,10 +379,10 @@ mod tests {
         cache.remember(&expired, &token(unix_now() - 1), 7, None);
         assert!(cache.recent(&expired, 7).is_none(), "the token expired");
 
-        let stale_soon = Instant::now() + Duration::from_millis(50);
+        let stale_soon = Instant::now() + Duration::from_millis(500);
         cache.remember(&distrusted, &token(later), 9, Some(stale_soon));
         assert!(cache.recent(&distrusted, 9).is_some());
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(Duration::from_millis(600));
         assert!(
             cache.recent(&distrusted, 9).is_none(),
             "the key set went stale"

@@ -101,8 +101,9 @@ async fn a_cached_check_answers_frequent_probes_from_one_result() {
         calls: Arc::clone(&calls),
         failures: 0,
     };
+    // Long enough for ten probes on a busy machine.
     app.readiness
-        .register(Cached::new(counted, Duration::from_millis(500)));
+        .register(Cached::new(counted, Duration::from_secs(2)));
 
     let probes = (0..10).map(|_| app.get("/health/readiness"));
     for response in futures_util::future::join_all(probes).await {
@@ -110,7 +111,7 @@ async fn a_cached_check_answers_frequent_probes_from_one_result() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1, "ten probes, one check");
 
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(app.get("/health/readiness").await.status(), 200);
     assert_eq!(
         calls.load(Ordering::SeqCst),
@@ -180,9 +181,10 @@ async fn a_check_that_does_not_answer_in_time_fails_readiness() {
 #[tokio::test]
 async fn readiness_turns_503_when_shutdown_begins_and_in_flight_requests_finish() {
     let app = spawn_app().await;
-    let started = Arc::new(Notify::new());
+    let (started, proceed) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     app.readiness.register(Probe {
         started: Arc::clone(&started),
+        proceed: Arc::clone(&proceed),
     });
     // A readiness request is in flight, inside its dependency check, when the signal arrives.
     let in_flight = tokio::spawn(
@@ -192,7 +194,16 @@ async fn readiness_turns_503_when_shutdown_begins_and_in_flight_requests_finish(
     );
     started.notified().await;
 
+    let readiness = app.readiness.clone();
     let server = app.begin_shutdown();
+    // The check answers once the server has taken the signal.
+    let marked = tokio::time::timeout(Duration::from_secs(10), async {
+        while !readiness.is_shutting_down() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    marked.await.expect("shutdown begins");
+    proceed.notify_one();
 
     let response = in_flight
         .await
@@ -210,9 +221,10 @@ async fn readiness_turns_503_when_shutdown_begins_and_in_flight_requests_finish(
     );
 }
 
-/// Tells the test when a readiness request has reached it, then takes a moment to answer.
+/// Tells the test when a readiness request has reached it, then answers when told to.
 struct Probe {
     started: Arc<Notify>,
+    proceed: Arc<Notify>,
 }
 
 impl HealthCheck for Probe {
@@ -223,7 +235,7 @@ impl HealthCheck for Probe {
     fn check(&self) -> std::pin::Pin<Box<dyn Future<Output = CheckResult> + Send + '_>> {
         Box::pin(async move {
             self.started.notify_one();
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            self.proceed.notified().await;
             Ok(())
         })
     }

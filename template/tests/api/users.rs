@@ -417,12 +417,26 @@ async fn the_users_api_answers_503_when_the_database_is_unreachable() {
     ));
     vars.push(("DATABASE_ACQUIRE_TIMEOUT", "1".to_owned()));
     let app = spawn_app_with(&vars).await;
+    // Readiness stays 503 without a database, but says when the provider's keys are in.
+    for _ in 0..300 {
+        let readiness: Value = app.get("/health/readiness").await.json().await.unwrap();
+        if readiness["checks"]["oidc"]["status"] == "up" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     let response = app
         .get_with_token("/api/v1/users/me", &issuer.token().sign())
         .await;
 
     assert_eq!(response.status(), 503);
+    // From the database, not from auth waiting for the provider's keys.
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(
+        problem["detail"], "the database is not available",
+        "{problem}"
+    );
 }
 
 /// SIGTERM while clients write, with clients that stop sending once readiness answers 503
@@ -432,18 +446,19 @@ async fn the_users_api_answers_503_when_the_database_is_unreachable() {
 #[test]
 fn no_acknowledged_write_is_lost_when_sigterm_arrives_mid_traffic() {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     let database = crate::helpers::database::TestDatabase::create_blocking();
     // Locally the service is its own token issuer, so the real binary needs nothing else.
     let service = crate::helpers::Service::start(&[
         ("DATABASE_URL", database.url.as_str()),
-        ("SHUTDOWN_DELAY", "1"),
+        ("SHUTDOWN_DELAY", "2"),
         ("DRAIN_TIMEOUT", "10"),
     ]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let address = service.address.clone();
     let draining = Arc::new(AtomicBool::new(false));
+    let writing = Arc::new(AtomicUsize::new(0));
 
     let writers = runtime.block_on(async {
         let client = crate::helpers::http_client();
@@ -472,8 +487,12 @@ fn no_acknowledged_write_is_lost_when_sigterm_arrives_mid_traffic() {
         });
         let mut writers = Vec::new();
         for writer in 0..8 {
-            let (client, address, draining) =
-                (client.clone(), address.clone(), Arc::clone(&draining));
+            let (client, address, draining, writing) = (
+                client.clone(),
+                address.clone(),
+                Arc::clone(&draining),
+                Arc::clone(&writing),
+            );
             writers.push(tokio::spawn(async move {
                 let request = json!({ "sub": format!("writer-{writer}") });
                 let token = dev_issuer_token(&client, &address, request).await;
@@ -492,14 +511,21 @@ fn no_acknowledged_write_is_lost_when_sigterm_arrives_mid_traffic() {
                             panic!("a request failed during shutdown: {error:?}")
                         });
                     assert!(response.status().is_success(), "{}", response.status());
-                    acknowledged = Some(version);
+                    if acknowledged.replace(version).is_none() {
+                        writing.fetch_add(1, Ordering::SeqCst);
+                    }
                 }
                 (format!("writer-{writer}"), acknowledged)
             }));
         }
         writers
     });
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // SIGTERM once every writer has had a write acknowledged, in the thick of the traffic.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while writing.load(Ordering::SeqCst) < 8 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
     let (status, _) = service.terminate();
     assert!(status.success(), "{status:?}");
     assert!(

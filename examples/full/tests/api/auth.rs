@@ -12,7 +12,7 @@ use crate::helpers::issuer::{
 };
 use crate::helpers::{TestApp, probe, spawn_app_with_routes};
 use crate::service::auth::keys::{self, KeyStore};
-use crate::service::auth::validator::TokenValidator;
+use crate::service::auth::validator::{LOG_LINES_PER_SECOND, TokenValidator};
 use crate::service::settings::Settings;
 
 /// The service with the probe routes under `/api/v1` and `vars`.
@@ -821,7 +821,7 @@ async fn keys_are_trusted_for_a_bounded_time_after_the_provider_goes_away() {
         &[
             ("OIDC_JWKS_MAX_AGE", "1"),
             ("OIDC_JWKS_COOLDOWN", "1"),
-            ("OIDC_JWKS_MAX_STALE", "2"),
+            ("OIDC_JWKS_MAX_STALE", "4"),
         ],
     )
     .await;
@@ -838,7 +838,7 @@ async fn keys_are_trusted_for_a_bounded_time_after_the_provider_goes_away() {
     // Still trusted right after the outage begins.
     assert_eq!(call(&app, &issuer.token().sign()).await.0, 200);
     // Past OIDC_JWKS_MAX_STALE since the last successful fetch the keys are dropped.
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    tokio::time::sleep(Duration::from_millis(5500)).await;
 
     for token in [seen, issuer.token().sign()] {
         let response = app.get_with_token("/api/v1/protected", &token).await;
@@ -864,7 +864,7 @@ async fn oversize_key_set_is_refused(streamed: bool) {
     let app = spawn(&issuer.settings()).await;
 
     // The service fetched the key set (and tries again), but never installs it.
-    for _ in 0..50 {
+    for _ in 0..600 {
         if issuer.jwks_fetches() > 0 {
             break;
         }
@@ -980,7 +980,7 @@ async fn startup_does_not_wait_for_the_provider_and_readiness_reports_it() {
 
     // The provider comes up; the background task finds it on its next attempt.
     let issuer = TestIssuer::start_on(port).await;
-    for _ in 0..100 {
+    for _ in 0..300 {
         if app.get("/health/readiness").await.status() == 200 {
             break;
         }
@@ -1222,6 +1222,10 @@ fn why_the_provider_is_unreachable_is_logged_not_shown() {
         ("OIDC_ISSUER_URL", &url),
         ("OIDC_AUDIENCE", "api"),
     ]);
+    // Until the first attempt fails, readiness would say only that no keys are loaded yet.
+    service
+        .wait_for_line(|line| line.contains("cannot load the provider's keys"))
+        .expect("discovery fails");
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let body: Value = runtime.block_on(async {
@@ -1270,7 +1274,16 @@ fn a_flood_of_refused_tokens_is_logged_sampled_and_counted_exactly() {
             }
         });
     };
+    let unix_second = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let first = unix_second();
     send(500);
+    // The burst may span more than one second on a busy machine; each has its own quota.
+    let seconds = unix_second() - first + 1;
     // A second later the next refusal is logged, carrying the count of those left out.
     std::thread::sleep(Duration::from_millis(2100));
     send(1);
@@ -1284,9 +1297,10 @@ fn a_flood_of_refused_tokens_is_logged_sampled_and_counted_exactly() {
         .filter(|line| line.contains("bearer token rejected"))
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
+    let quota = u64::from(LOG_LINES_PER_SECOND);
     assert!(
-        refusals.len() <= 3 * 20,
-        "{} lines for 501 refusals",
+        refusals.len() as u64 <= quota * seconds + 1,
+        "{} lines for 501 refusals in {seconds} s",
         refusals.len()
     );
     let left_out: u64 = refusals

@@ -118,13 +118,14 @@ impl TestApp {
 
     /// Waits until readiness answers 200 (dependencies such as the provider's keys are up).
     pub async fn wait_until_ready(&self) {
-        for _ in 0..100 {
+        // Generous: a CI machine may be compiling beside the tests.
+        for _ in 0..600 {
             if self.get("/health/readiness").await.status() == 200 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("the service did not become ready within 5 s");
+        panic!("the service did not become ready within 30 s");
     }
 
     /// Starts a graceful shutdown, as a SIGTERM would, without waiting for it.
@@ -218,9 +219,9 @@ impl Service {
         })
     }
 
-    /// Waits up to ten seconds for a new stdout line that matches.
+    /// Waits up to 30 seconds for a new stdout line that matches.
     pub fn wait_for_line(&mut self, matches: impl Fn(&str) -> bool) -> Option<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
@@ -239,8 +240,9 @@ impl Service {
             .expect("kill runs");
         assert!(status.success(), "SIGTERM was delivered");
         let status = wait_with_timeout(&mut self.child);
-        // Let the reader thread drain what the process wrote before exiting.
-        while self.lines.recv_timeout(Duration::from_millis(200)).is_ok() {}
+        // The reader thread stops at the pipe's end, which comes once the process has exited
+        // (it holds the only write end): wait for that, so no line it wrote is missed.
+        while self.lines.recv_timeout(Duration::from_secs(10)).is_ok() {}
         let lines = self.seen.lock().unwrap().clone();
         (status, lines)
     }
