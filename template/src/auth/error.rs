@@ -13,6 +13,11 @@ pub enum AuthError {
     /// as RFC 6750 §3.1 asks when the client may not know authentication is needed.
     #[error("a bearer token is required")]
     MissingToken,
+    /// More than one `Authorization` header: 400 `invalid_request` (RFC 6750 §3.1, a
+    /// parameter repeated). Taking one of them would let a proxy that checks the other be
+    /// told one identity and the service another.
+    #[error("the request has more than one Authorization header")]
+    RepeatedAuthorization,
     /// A token was sent and refused: 401 `invalid_token`.
     #[error("invalid token: {0}")]
     InvalidToken(Rejection),
@@ -97,6 +102,7 @@ impl AuthError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::MissingToken => "missing_token",
+            Self::RepeatedAuthorization => "invalid_request",
             Self::InvalidToken(rejection) => rejection.code(),
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::KeysUnavailable => "keys_unavailable",
@@ -108,6 +114,7 @@ impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::RepeatedAuthorization => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -121,6 +128,9 @@ impl ResponseError for AuthError {
             .to_response();
         let challenge = match self {
             Self::MissingToken => Some("Bearer".to_owned()),
+            Self::RepeatedAuthorization => Some(format!(
+                r#"Bearer error="invalid_request", error_description="{self}""#
+            )),
             Self::InvalidToken(reason) => Some(format!(
                 r#"Bearer error="invalid_token", error_description="{reason}""#
             )),

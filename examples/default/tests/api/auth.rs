@@ -144,6 +144,45 @@ async fn another_scheme_than_bearer_gets_the_answer_to_no_credentials() {
 }
 
 #[tokio::test]
+async fn a_request_with_two_authorization_headers_is_a_bad_request() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    let admin = format!("Bearer {}", issuer.token().roles(&["admin"]).sign());
+
+    // RFC 6750 §3.1 `invalid_request`, whichever the second header is, on a route that
+    // needs a token, one where it is optional and one guarded by middleware: a proxy that
+    // read the other header must not have authorised someone else.
+    for second in [admin.as_str(), "Basic YWxpY2U6c2VjcmV0"] {
+        for route in ["/api/v1/protected", "/api/v1/hello", "/api/v1/admin"] {
+            let response = app
+                .client
+                .get(format!("{}{route}", app.address))
+                .header("authorization", &admin)
+                .header("authorization", second)
+                .send()
+                .await
+                .unwrap();
+
+            assert_eq!(response.status(), 400, "{route}");
+            assert_eq!(
+                response.headers()["www-authenticate"],
+                r#"Bearer error="invalid_request", error_description="the request has more than one Authorization header""#,
+                "{route}"
+            );
+            let problem: Value = response.json().await.unwrap();
+            assert_eq!(problem["status"], 400, "{route}");
+        }
+    }
+    // One of them is enough.
+    assert_eq!(
+        app.get_with_token("/api/v1/admin", &admin["Bearer ".len()..])
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
 async fn malformed_tokens_are_refused() {
     let issuer = TestIssuer::start().await;
     let app = app_for(&issuer, &[]).await;

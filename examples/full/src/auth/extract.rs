@@ -52,9 +52,13 @@ fn authenticate(request: &HttpRequest) -> Authenticated {
     if let Some(token) = verified(request) {
         return Either::Left(ready(Ok(Some(token))));
     }
-    let Some(header) = request.headers().get(AUTHORIZATION) else {
+    let mut headers = request.headers().get_all(AUTHORIZATION);
+    let Some(header) = headers.next() else {
         return Either::Left(ready(Ok(None)));
     };
+    if headers.next().is_some() {
+        return Either::Left(ready(Err(AuthError::RepeatedAuthorization)));
+    }
     let token = match bearer_token(header.as_bytes()) {
         Ok(token) => token,
         Err(refused) => return Either::Left(ready(Err(refused))),
