@@ -45,6 +45,9 @@ pub struct Measured {
     pub cpu_range: (Duration, Duration),
     /// Heap allocations per request (malloc, calloc, realloc), when they were counted.
     pub allocations: Option<f64>,
+    /// The requests a second of the runs this one is the median of, in the order they ran
+    /// (one a round), for ratios taken round by round.
+    pub rounds: Vec<f64>,
 }
 
 impl Measured {
@@ -76,6 +79,7 @@ impl Measured {
 /// a fifth off another on a shared 2-core machine, as the scheduler places the server's and
 /// wrk's threads.
 pub fn median(mut runs: Vec<Measured>) -> Measured {
+    let rounds = runs.iter().map(|run| run.per_second).collect();
     runs.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
     let range = (runs[0].per_second, runs[runs.len() - 1].per_second);
     let peak_rss = runs.iter().map(|run| run.peak_rss).max().unwrap_or(0);
@@ -90,6 +94,7 @@ pub fn median(mut runs: Vec<Measured>) -> Measured {
     median.peak_rss = peak_rss;
     median.wrapped = wrapped;
     median.cpu_range = cpu_range;
+    median.rounds = rounds;
     median
 }
 
@@ -254,6 +259,7 @@ impl Load {
             cpu_per_request: Duration::ZERO,
             cpu_range: (Duration::ZERO, Duration::ZERO),
             allocations: None,
+            rounds: Vec::new(),
         })
     }
 }
