@@ -106,7 +106,7 @@ impl TokenValidator {
         if token.len() > self.max_token_bytes {
             return None;
         }
-        cache.recent(&TokenKey::of(token), self.keys.generation())
+        cache.recent(token, self.keys.generation())
     }
 
     /// [`TokenValidator::validate`] without looking at this thread's copies first, for a
