@@ -9,8 +9,9 @@
 //! - **Known by a [`TokenKey`], never by the token**: the SHA-256 of its signature (the
 //!   bearer credential) and its signed part (header and claims, no credential on their own),
 //!   which a hit compares in full. Only the signature is hashed: a third to a half of an RS256
-//!   token, a fifth of an ES256 one; and a thread's copies are looked up by signed part first,
-//!   so a token the thread has no copy of is hashed once, for the shared cache, not twice.
+//!   token, a fifth of an ES256 one. A thread's copies are matched against the bytes the
+//!   request carries, signed part first: a token the thread has no copy of is hashed once,
+//!   for the shared cache, not twice, and a copy found needs no UTF-8 check.
 //! - **Bounded in bytes** (`OIDC_TOKEN_CACHE_BYTES`), not in entries: an entry weighs its
 //!   claims twice over (parsed, and as the JSON kept for [`AccessToken::claim`]), its signed
 //!   part and [`ENTRY_OVERHEAD`], so large tokens take more of the budget.
@@ -60,15 +61,15 @@ impl<'a> TokenKey<'a> {
     pub fn of(token: &'a str) -> Self {
         let (signed, signature) = split(token);
         Self {
-            fingerprint: fingerprint(signature),
+            fingerprint: fingerprint(signature.as_bytes()),
             signed,
         }
     }
 }
 
 /// The SHA-256 of a token's signature.
-fn fingerprint(signature: &str) -> Fingerprint {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, signature.as_bytes())
+fn fingerprint(signature: &[u8]) -> Fingerprint {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, signature)
         .as_ref()
         .try_into()
         .expect("SHA-256 digests are 32 bytes")
@@ -124,9 +125,10 @@ impl TokenCache {
         })
     }
 
-    /// This thread's copy of the verdict on `token` it used since the key set became
-    /// `generation`, unless the token, or the key set's trust, has expired since.
-    pub fn recent(&self, token: &str, generation: u64) -> Option<AccessToken> {
+    /// This thread's copy of the verdict on `token` (as the request carries it) it used
+    /// since the key set became `generation`, unless the token, or the key set's trust, has
+    /// expired since.
+    pub fn recent(&self, token: &[u8], generation: u64) -> Option<AccessToken> {
         FRONT.with_borrow(|front| front.get(self.id, generation, token))
     }
 
@@ -287,23 +289,22 @@ impl Front {
         next: 0,
     };
 
-    /// The copy for `token`. Only a copy of the same signed part can be one, so the
-    /// signature is hashed only when there is such a copy: a token this thread has not kept
-    /// (a new one, each time, in a stream of single-use tokens) costs no hash here.
-    fn get(&self, owner: u64, generation: u64, token: &str) -> Option<AccessToken> {
+    /// The copy for `token`, as the request carries it: the copy whose signed part and a
+    /// `.` the token starts with, and whose fingerprint is the SHA-256 of the rest. So the
+    /// rest is hashed only when there is such a copy (a token this thread has not kept, a
+    /// new one each time in a stream of single-use tokens, costs no hash here), and a copy
+    /// found needs no UTF-8 check and no search for the last `.`: it is of a verified
+    /// token, and the same bytes are the same token.
+    fn get(&self, owner: u64, generation: u64, token: &[u8]) -> Option<AccessToken> {
         if self.owner != owner || self.generation != generation {
             return None;
         }
-        let (signed, signature) = split(token);
-        let mut same_claims = self
-            .slots
-            .iter()
-            .flatten()
-            .filter(|kept| *kept.signed == *signed)
-            .peekable();
-        same_claims.peek()?;
-        let fingerprint = fingerprint(signature);
-        let kept = same_claims.find(|kept| kept.fingerprint == fingerprint)?;
+        let kept = self.slots.iter().flatten().find(|kept| {
+            token
+                .strip_prefix(kept.signed.as_bytes())
+                .and_then(|rest| rest.strip_prefix(b"."))
+                .is_some_and(|signature| fingerprint(signature) == kept.fingerprint)
+        })?;
         (since_epoch() < kept.until).then(|| kept.token.clone())
     }
 
@@ -383,14 +384,26 @@ mod tests {
 
         cache.remember(&TokenKey::of(valid), &token(later), 7, None);
         assert_eq!(
-            cache.recent(valid, 7).map(|t| t.sub.clone()).as_deref(),
+            cache
+                .recent(valid.as_bytes(), 7)
+                .map(|t| t.sub.clone())
+                .as_deref(),
             Some("ada")
         );
-        assert!(other.recent(valid, 7).is_none(), "another validator's copy");
-        assert!(cache.recent(valid, 8).is_none(), "the key set changed");
+        assert!(
+            other.recent(valid.as_bytes(), 7).is_none(),
+            "another validator's copy"
+        );
+        assert!(
+            cache.recent(valid.as_bytes(), 8).is_none(),
+            "the key set changed"
+        );
 
         cache.remember(&TokenKey::of(expired), &token(unix_now() - 1), 7, None);
-        assert!(cache.recent(expired, 7).is_none(), "the token expired");
+        assert!(
+            cache.recent(expired.as_bytes(), 7).is_none(),
+            "the token expired"
+        );
 
         let stale_soon = Instant::now() + Duration::from_millis(500);
         cache.remember(
@@ -399,14 +412,14 @@ mod tests {
             9,
             Some(stale_soon),
         );
-        assert!(cache.recent(distrusted, 9).is_some());
+        assert!(cache.recent(distrusted.as_bytes(), 9).is_some());
         std::thread::sleep(Duration::from_millis(600));
         assert!(
-            cache.recent(distrusted, 9).is_none(),
+            cache.recent(distrusted.as_bytes(), 9).is_none(),
             "the key set went stale"
         );
         assert!(
-            cache.recent(valid, 7).is_none(),
+            cache.recent(valid.as_bytes(), 7).is_none(),
             "a new generation dropped the older copies"
         );
 
@@ -414,8 +427,11 @@ mod tests {
         for name in &names {
             cache.remember(&TokenKey::of(name), &token(later), 10, None);
         }
-        assert!(cache.recent(&names[0], 10).is_none(), "the oldest went");
-        assert!(cache.recent(&names[FRONT_SLOTS], 10).is_some());
+        assert!(
+            cache.recent(names[0].as_bytes(), 10).is_none(),
+            "the oldest went"
+        );
+        assert!(cache.recent(names[FRONT_SLOTS].as_bytes(), 10).is_some());
     }
 
     #[test]
@@ -433,20 +449,32 @@ mod tests {
         );
         let cache = TokenCache::new(1 << 20).expect("a cache");
         cache.remember(&kept, &token(unix_now() + 60), 1, None);
-        assert!(cache.recent("header.claims.signature", 1).is_some());
+        assert!(cache.recent(b"header.claims.signature", 1).is_some());
         assert!(
-            cache.recent("header.other.signature", 1).is_none(),
+            cache.recent(b"header.other.signature", 1).is_none(),
             "a signature on other claims"
         );
         assert!(
-            cache.recent("header.claims.signaturE", 1).is_none(),
+            cache.recent(b"header.claims.signaturE", 1).is_none(),
             "another signature on the same claims"
+        );
+        assert!(
+            cache.recent(b"header.claims.signature.more", 1).is_none(),
+            "more after the signature"
+        );
+        assert!(
+            cache.recent(b"header.claims.signature\xff", 1).is_none(),
+            "bytes that are not text after it"
+        );
+        assert!(
+            cache.recent(b"header.claimssignature", 1).is_none(),
+            "no `.` between the claims and the signature"
         );
         // No `.` at all: the whole text is hashed, and nothing is signed.
         let bare = TokenKey::of("garbage");
         assert_eq!(bare.signed, "");
         assert_eq!(bare.fingerprint, TokenKey::of("x.garbage").fingerprint);
-        assert!(cache.recent("garbage", 1).is_none());
+        assert!(cache.recent(b"garbage", 1).is_none());
     }
 
     #[test]

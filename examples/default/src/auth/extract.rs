@@ -66,6 +66,9 @@ fn authenticate(request: &HttpRequest) -> Authenticated {
     if let Some(token) = validator(request).recent(token) {
         return Either::Left(ready(Ok(Some(token))));
     }
+    if let Err(refused) = text(token) {
+        return Either::Left(ready(Err(refused)));
+    }
     let (request, header) = (request.clone(), header.clone());
     Either::Right(Box::pin(async move {
         // Another extractor of the same request may have verified it meanwhile: actix-web
@@ -73,7 +76,7 @@ fn authenticate(request: &HttpRequest) -> Authenticated {
         if let Some(token) = verified(&request) {
             return Ok(Some(token));
         }
-        let token = bearer_token(header.as_bytes())?;
+        let token = text(bearer_token(header.as_bytes())?)?;
         let token = validator(&request).validate_unknown(token).await?;
         request.extensions_mut().insert(token.clone());
         Ok(Some(token))
@@ -91,11 +94,12 @@ fn validator(request: &HttpRequest) -> &TokenValidator {
         .expect("the token validator is registered in server::Application")
 }
 
-/// The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1). Another scheme
-/// gets the answer to a missing token (a 401 with a bare `Bearer` challenge); what follows
-/// `Bearer ` is the validator's to accept or refuse (and to log), even when it is not a
-/// well-formed token, unless it is not even text (bytes that are not UTF-8): malformed.
-fn bearer_token(header: &[u8]) -> Result<&str, AuthError> {
+/// The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1), as the header
+/// carries it: a token this worker accepted lately is recognised by its bytes. Another
+/// scheme gets the answer to a missing token (a 401 with a bare `Bearer` challenge); what
+/// follows `Bearer ` is the validator's to accept or refuse (and to log), even when it is
+/// not a well-formed token, once it is [`text`].
+fn bearer_token(header: &[u8]) -> Result<&[u8], AuthError> {
     let (scheme, token) = match header.iter().position(|byte| *byte == b' ') {
         Some(space) => (&header[..space], &header[space + 1..]),
         None => (header, &b""[..]),
@@ -103,9 +107,16 @@ fn bearer_token(header: &[u8]) -> Result<&str, AuthError> {
     if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Err(AuthError::MissingToken);
     }
-    let token =
-        std::str::from_utf8(token).map_err(|_| AuthError::InvalidToken(Rejection::Malformed))?;
-    Ok(token.trim_start_matches(' '))
+    let start = token
+        .iter()
+        .position(|byte| *byte != b' ')
+        .unwrap_or(token.len());
+    Ok(&token[start..])
+}
+
+/// A token that is not even text (bytes that are not UTF-8) is malformed.
+fn text(token: &[u8]) -> Result<&str, AuthError> {
+    std::str::from_utf8(token).map_err(|_| AuthError::InvalidToken(Rejection::Malformed))
 }
 
 type Check = fn(&AccessToken) -> Result<(), AuthError>;
@@ -145,12 +156,13 @@ mod tests {
     fn the_bearer_scheme_is_recognised_in_any_case() {
         assert_eq!(
             bearer_token(b"Bearer abc.def-_~+/=").unwrap(),
-            "abc.def-_~+/="
+            b"abc.def-_~+/="
         );
-        assert_eq!(bearer_token(b"bearer  abc").unwrap(), "abc");
+        assert_eq!(bearer_token(b"bearer  abc").unwrap(), b"abc");
         // Whatever follows is the validator's to refuse (and to log).
-        assert_eq!(bearer_token(b"Bearer a b").unwrap(), "a b");
-        assert_eq!(bearer_token(b"Bearer").unwrap(), "");
+        assert_eq!(bearer_token(b"Bearer a b").unwrap(), b"a b");
+        assert_eq!(bearer_token(b"Bearer").unwrap(), b"");
+        assert_eq!(bearer_token(b"Bearer   ").unwrap(), b"");
         assert!(matches!(
             bearer_token(b"Basic dXNlcg=="),
             Err(AuthError::MissingToken)
@@ -165,8 +177,9 @@ mod tests {
     fn a_bearer_token_that_is_not_text_is_malformed_not_missing() {
         // RFC 6750 §3.1: the bare challenge is for a request without credentials.
         assert!(matches!(
-            bearer_token(b"Bearer eyJ\xff\xfe"),
+            bearer_token(b"Bearer eyJ\xff\xfe").and_then(text),
             Err(AuthError::InvalidToken(Rejection::Malformed))
         ));
+        assert_eq!(text(b"eyJ.e30.c2ln").unwrap(), "eyJ.e30.c2ln");
     }
 }

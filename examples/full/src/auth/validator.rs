@@ -92,7 +92,7 @@ impl TokenValidator {
     /// token's `kid` and `iss` (never the token itself), at most [`LOG_LINES_PER_SECOND`]
     /// lines a second; a line after a burst says how many were left out.
     pub async fn validate(&self, token: &str) -> Result<AccessToken, AuthError> {
-        match self.recent(token) {
+        match self.recent(token.as_bytes()) {
             Some(token) => Ok(token),
             None => self.validate_unknown(token).await,
         }
@@ -100,8 +100,9 @@ impl TokenValidator {
 
     /// The token, if this thread accepted it lately and nothing has changed since (its
     /// copy in front of the verified-token cache, `cache.rs`): no lock, nothing to wait
-    /// for. `None` leaves the token to [`TokenValidator::validate_unknown`].
-    pub fn recent(&self, token: &str) -> Option<AccessToken> {
+    /// for, and no UTF-8 check, since the same bytes as a verified token are that token.
+    /// `None` leaves the token to [`TokenValidator::validate_unknown`].
+    pub fn recent(&self, token: &[u8]) -> Option<AccessToken> {
         let cache = self.cache.as_ref()?;
         if token.len() > self.max_token_bytes {
             return None;
