@@ -34,6 +34,10 @@ pub enum Scenario {
     LivenessQuiet,
     LivenessOneWorker,
     Rs256Repeated,
+    /// Liveness with an `Authorization` header like the repeated RS256 token's (the
+    /// provider's token for the same resource), which it does not read: what the token's
+    /// bytes cost a request without the token check.
+    LivenessTokenHeader,
     Rs256Fresh,
     Es256Repeated,
     Es256Fresh,
@@ -41,11 +45,12 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Liveness,
         Self::LivenessQuiet,
         Self::LivenessOneWorker,
         Self::Rs256Repeated,
+        Self::LivenessTokenHeader,
         Self::Rs256Fresh,
         Self::Es256Repeated,
         Self::Es256Fresh,
@@ -54,7 +59,10 @@ impl Scenario {
 
     fn path(self) -> &'static str {
         match self {
-            Self::Liveness | Self::LivenessQuiet | Self::LivenessOneWorker => "/health/liveness",
+            Self::Liveness
+            | Self::LivenessQuiet
+            | Self::LivenessOneWorker
+            | Self::LivenessTokenHeader => "/health/liveness",
             Self::UsersMe => "/api/v1/users/me",
             _ => "/api/v1/protected",
         }
@@ -86,6 +94,9 @@ impl Scenario {
             Self::LivenessQuiet => "`GET /health/liveness`, logs at `warn`",
             Self::LivenessOneWorker => "`GET /health/liveness`, `WORKERS=1`",
             Self::Rs256Repeated => "`/api/v1/protected`, RS256, one repeated token",
+            Self::LivenessTokenHeader => {
+                "`GET /health/liveness` with such a token's `Authorization` header (not read)"
+            }
             Self::Rs256Fresh => "`/api/v1/protected`, RS256, a fresh token per request",
             Self::Es256Repeated => "`/api/v1/protected`, ES256, one repeated token",
             Self::Es256Fresh => "`/api/v1/protected`, ES256, a fresh token per request",
@@ -100,6 +111,7 @@ impl Scenario {
             Self::LivenessQuiet => "liveness-warn",
             Self::LivenessOneWorker => "liveness-one-worker",
             Self::Rs256Repeated => "rs256-repeated",
+            Self::LivenessTokenHeader => "liveness-token-header",
             Self::Rs256Fresh => "rs256-fresh",
             Self::Es256Repeated => "es256-repeated",
             Self::Es256Fresh => "es256-fresh",

@@ -321,20 +321,60 @@ impl Report {
             .filter_map(|s| self.service(s))
             .map(|m| m.peak_rss)
             .max();
-        let Some(peak) = peak else {
-            return md;
-        };
-        let _ = writeln!(
-            md,
-            "| peak RSS under the fresh-token load ≤ 24 MiB with `WORKERS={WORKERS}` | {:.1} MiB | | {} |",
-            mib(peak),
-            if peak <= 24 * 1024 * 1024 {
-                "yes"
-            } else {
-                "**no**"
-            }
-        );
+        if let Some(peak) = peak {
+            let _ = writeln!(
+                md,
+                "| peak RSS under the fresh-token load ≤ 24 MiB with `WORKERS={WORKERS}` | {:.1} MiB | | {} |",
+                mib(peak),
+                if peak <= 24 * 1024 * 1024 {
+                    "yes"
+                } else {
+                    "**no**"
+                }
+            );
+        }
+        self.token_bytes(&mut md);
         md
+    }
+
+    /// The repeated RS256 token's target in two parts: what its bytes cost a route that does
+    /// not read them, on the floor and on the service, and what the token check costs on top.
+    fn token_bytes(&self, md: &mut String) {
+        let header = Scenario::LivenessTokenHeader;
+        let parts = [
+            (
+                "floor: liveness with the token's header, against its plain liveness",
+                self.floor(header).zip(self.floor(Scenario::Liveness)),
+            ),
+            (
+                "service: liveness with the token's header, against its plain liveness",
+                self.service(header).zip(self.service(Scenario::Liveness)),
+            ),
+            (
+                "service: the protected route with the token, against liveness with its header",
+                self.service(Scenario::Rs256Repeated)
+                    .zip(self.service(header)),
+            ),
+        ];
+        if parts.iter().all(|(_, pair)| pair.is_none()) {
+            return;
+        }
+        md.push_str(
+            "\nThe repeated RS256 token's target in two parts: the token's bytes (its \
+             `Authorization` header sent to liveness, which does not read it), then the token \
+             check on top of them:\n\n\
+             | Runs compared | Measured | Round by round |\n| --- | --- | --- |\n",
+        );
+        for (name, pair) in parts {
+            if let Some((measured, against)) = pair {
+                let _ = writeln!(
+                    md,
+                    "| {name} | {:.3} × | {} |",
+                    measured.per_second / against.per_second,
+                    round_by_round(measured, against)
+                );
+            }
+        }
     }
 }
 
