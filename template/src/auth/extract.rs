@@ -12,7 +12,7 @@ use futures_util::future::{Either, Map};
 
 use super::claims::AccessToken;
 use super::error::{AuthError, Rejection};
-use super::validator::TokenValidator;
+use super::validator::{Judgement, TokenValidator};
 
 impl FromRequest for AccessToken {
     type Error = AuthError;
@@ -46,8 +46,10 @@ type Found = Result<Option<AccessToken>, AuthError>;
 type Authenticated = Either<Ready<Found>, Pin<Box<dyn Future<Output = Found>>>>;
 
 /// Validates the request's bearer token once; later extractions reuse the result. A token
-/// this worker accepted lately is answered at once, with nothing boxed or stored; any
-/// other one is verified in a future of its own.
+/// this worker accepted lately is answered at once, with nothing boxed or stored; any other
+/// is judged at once with the keys at hand, and stored for the request's other extractors.
+/// Only a token that waits for the key set to be fetched again (an unknown `kid`, or a
+/// signature failing under the key it names) gets a future of its own.
 fn authenticate(request: &HttpRequest) -> Authenticated {
     if let Some(token) = verified(request) {
         return Either::Left(ready(Ok(Some(token))));
@@ -66,9 +68,13 @@ fn authenticate(request: &HttpRequest) -> Authenticated {
     if let Some(token) = validator(request).recent(token) {
         return Either::Left(ready(Ok(Some(token))));
     }
-    if let Err(refused) = text(token) {
-        return Either::Left(ready(Err(refused)));
-    }
+    let fetch = match text(token).map(|token| validator(request).judge(token)) {
+        Ok(Judgement::Done(verdict)) => {
+            return Either::Left(ready(verdict.map(|token| stored(request, token))));
+        }
+        Ok(Judgement::FetchKeys(fetch)) => fetch,
+        Err(refused) => return Either::Left(ready(Err(refused))),
+    };
     let (request, header) = (request.clone(), header.clone());
     Either::Right(Box::pin(async move {
         // Another extractor of the same request may have verified it meanwhile: actix-web
@@ -77,10 +83,15 @@ fn authenticate(request: &HttpRequest) -> Authenticated {
             return Ok(Some(token));
         }
         let token = text(bearer_token(header.as_bytes())?)?;
-        let token = validator(&request).validate_unknown(token).await?;
-        request.extensions_mut().insert(token.clone());
-        Ok(Some(token))
+        let token = validator(&request).judge_after_fetch(token, fetch).await?;
+        Ok(stored(&request, token))
     }))
+}
+
+/// Keeps a verified token for the request's other extractors and its middleware.
+fn stored(request: &HttpRequest, token: AccessToken) -> Option<AccessToken> {
+    request.extensions_mut().insert(token.clone());
+    Some(token)
 }
 
 /// The token an extractor or a middleware already verified for this request.

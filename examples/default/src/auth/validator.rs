@@ -19,7 +19,7 @@ use jsonwebtoken::{Algorithm, Header};
 use super::cache::{CacheUsage, TokenCache, TokenKey, Verdict, unix_now};
 use super::claims::{ABSENT, AccessToken, Claims, RoleSources};
 use super::error::{AuthError, Rejection};
-use super::keys::{KeySet, KeyStore, Trigger, VerificationKey};
+use super::keys::{KeyStore, Trigger, VerificationKey};
 use super::settings::AuthSettings;
 
 /// Validates bearer tokens against the provider's keys. Shared by every worker.
@@ -68,6 +68,42 @@ impl<'a> Jws<'a> {
     }
 }
 
+/// What [`TokenValidator::judge`] made of a token with the keys at hand.
+pub enum Judgement {
+    /// Accepted, or refused (and the refusal logged).
+    Done(Result<AccessToken, AuthError>),
+    /// To be judged once the key set is fetched again, by
+    /// [`TokenValidator::judge_after_fetch`].
+    FetchKeys(KeyFetch),
+}
+
+/// Why a token waits for the key set to be fetched again.
+pub struct KeyFetch {
+    trigger: Trigger,
+    /// The key the token's signature failed under.
+    failed: Option<Arc<VerificationKey>>,
+}
+
+impl KeyFetch {
+    /// What the token is refused for if the fetch did not help.
+    fn refusal(&self) -> Rejection {
+        match self.trigger {
+            Trigger::UnknownKid => Rejection::UnknownKey,
+            Trigger::Signature => Rejection::Signature,
+        }
+    }
+}
+
+/// Why a check stopped before accepting a token.
+enum Stop {
+    Refused(AuthError),
+    Fetch(KeyFetch),
+}
+
+fn refused(rejection: Rejection) -> Stop {
+    Stop::Refused(AuthError::InvalidToken(rejection))
+}
+
 impl TokenValidator {
     pub fn new(settings: &AuthSettings, keys: Arc<KeyStore>, issuer: String) -> Arc<Self> {
         Arc::new(Self {
@@ -92,16 +128,19 @@ impl TokenValidator {
     /// token's `kid` and `iss` (never the token itself), at most [`LOG_LINES_PER_SECOND`]
     /// lines a second; a line after a burst says how many were left out.
     pub async fn validate(&self, token: &str) -> Result<AccessToken, AuthError> {
-        match self.recent(token.as_bytes()) {
-            Some(token) => Ok(token),
-            None => self.validate_unknown(token).await,
+        if let Some(token) = self.recent(token.as_bytes()) {
+            return Ok(token);
+        }
+        match self.judge(token) {
+            Judgement::Done(verdict) => verdict,
+            Judgement::FetchKeys(fetch) => self.judge_after_fetch(token, fetch).await,
         }
     }
 
     /// The token, if this thread accepted it lately and nothing has changed since (its
     /// copy in front of the verified-token cache, `cache.rs`): no lock, nothing to wait
     /// for, and no UTF-8 check, since the same bytes as a verified token are that token.
-    /// `None` leaves the token to [`TokenValidator::validate_unknown`].
+    /// `None` leaves the token to [`TokenValidator::judge`].
     pub fn recent(&self, token: &[u8]) -> Option<AccessToken> {
         let cache = self.cache.as_ref()?;
         if token.len() > self.max_token_bytes {
@@ -110,11 +149,40 @@ impl TokenValidator {
         cache.recent(token, self.keys.generation())
     }
 
-    /// [`TokenValidator::validate`] without looking at this thread's copies first, for a
-    /// token that [`TokenValidator::recent`] did not know.
-    pub async fn validate_unknown(&self, token: &str) -> Result<AccessToken, AuthError> {
-        let result = self.check(token).await;
-        if let Err(AuthError::InvalidToken(reason)) = &result
+    /// Judges a token that [`TokenValidator::recent`] did not know with the keys at hand,
+    /// at once: the verdict, or the key fetch it waits for first, which
+    /// [`TokenValidator::judge_after_fetch`] does. A token waits when its `kid` is not in the
+    /// key set, or its signature fails under the key it names (the provider may have rotated
+    /// or replaced its keys); any other token is judged without a future to poll.
+    pub fn judge(&self, token: &str) -> Judgement {
+        match self.check(token, None) {
+            Ok(token) => Judgement::Done(Ok(token)),
+            Err(Stop::Refused(error)) => Judgement::Done(Err(self.logged(token, error))),
+            Err(Stop::Fetch(fetch)) => Judgement::FetchKeys(fetch),
+        }
+    }
+
+    /// Fetches the key set again (unless a fetch started less than a cooldown ago) and
+    /// judges the token with what it holds then: a token is sent for the keys once at most.
+    pub async fn judge_after_fetch(
+        &self,
+        token: &str,
+        fetch: KeyFetch,
+    ) -> Result<AccessToken, AuthError> {
+        self.keys.refresh_for(fetch.trigger).await;
+        self.check(token, Some(&fetch)).map_err(|stop| {
+            let error = match stop {
+                Stop::Refused(error) => error,
+                // Still wanting keys after the fetch: refused for what it wanted.
+                Stop::Fetch(again) => AuthError::InvalidToken(again.refusal()),
+            };
+            self.logged(token, error)
+        })
+    }
+
+    /// Logs a refusal with its reason, the token's `kid` and `iss`, sampled.
+    fn logged(&self, token: &str, error: AuthError) -> AuthError {
+        if let AuthError::InvalidToken(reason) = &error
             && let Some(suppressed) = self.rejections.admit()
         {
             // An oversize token is not even decoded for the log.
@@ -130,7 +198,7 @@ impl TokenValidator {
                 "bearer token rejected"
             );
         }
-        result
+        error
     }
 
     /// How full the verified-token cache is; `None` when it is disabled.
@@ -138,9 +206,11 @@ impl TokenValidator {
         self.cache.as_ref().map(TokenCache::usage)
     }
 
-    async fn check(&self, token: &str) -> Result<AccessToken, AuthError> {
+    /// The whole check, with the keys at hand. `fetched` is the fetch a first check asked
+    /// for, once it is done: a key it found the signature failing under is not tried again.
+    fn check(&self, token: &str, fetched: Option<&KeyFetch>) -> Result<AccessToken, Stop> {
         if token.len() > self.max_token_bytes {
-            return Err(AuthError::InvalidToken(Rejection::TooLarge));
+            return Err(refused(Rejection::TooLarge));
         }
         let cached = self
             .cache
@@ -152,7 +222,7 @@ impl TokenValidator {
             let (keys, generation) = self
                 .keys
                 .current_with_generation()
-                .ok_or(AuthError::KeysUnavailable)?;
+                .ok_or(Stop::Refused(AuthError::KeysUnavailable))?;
             // A verdict holds only while the key that earned it is still the provider's.
             if keys.still_uses(&known.key, known.by_kid) {
                 cache.remember(token_key, &known.token, generation, keys.trusted_until());
@@ -164,42 +234,53 @@ impl TokenValidator {
         // Checked past the cache: a token found there was a well-formed one when it was
         // verified (its key is the whole token).
         if !is_token68(token) {
-            return Err(AuthError::InvalidToken(Rejection::Malformed));
+            return Err(refused(Rejection::Malformed));
         }
-        let jws = Jws::parse(token).map_err(AuthError::InvalidToken)?;
-        self.check_header(&jws.header)
-            .map_err(AuthError::InvalidToken)?;
-        let keys = self.keys.current().ok_or(AuthError::KeysUnavailable)?;
-        let (mut key, by_kid) = self.key_for(&jws.header, keys).await?;
-        match self.verify(&jws, &key) {
-            // Perhaps the provider replaced the key under the same kid: look again, at most
-            // once per cooldown, and check once more if the key did change.
+        let jws = Jws::parse(token).map_err(refused)?;
+        self.check_header(&jws.header).map_err(refused)?;
+        let keys = self
+            .keys
+            .current()
+            .ok_or(Stop::Refused(AuthError::KeysUnavailable))?;
+        let by_kid = jws.header.kid.is_some();
+        let key = match &jws.header.kid {
+            // Perhaps the provider rotated its keys: fetch them and look again.
+            Some(kid) => keys.get(kid).ok_or(Stop::Fetch(KeyFetch {
+                trigger: Trigger::UnknownKid,
+                failed: None,
+            }))?,
+            None => keys
+                .single()
+                .ok_or_else(|| refused(Rejection::UnknownKey))?,
+        };
+        // After a fetch that kept the key the signature failed under, it fails again.
+        let unchanged = fetched
+            .and_then(|fetched| fetched.failed.as_ref())
+            .is_some_and(|failed| Arc::ptr_eq(failed, key));
+        let verdict = if unchanged {
+            Err(Rejection::Signature)
+        } else {
+            self.verify(&jws, key)
+        };
+        match verdict {
+            // Perhaps the provider replaced the key under the same kid: fetch the keys and
+            // check once more if the key did change.
             Err(Rejection::Signature) => {
-                self.keys.refresh_for(Trigger::Signature).await;
-                let keys = self.keys.current().ok_or(AuthError::KeysUnavailable)?;
-                let fresh = match &jws.header.kid {
-                    Some(kid) => keys.get(kid),
-                    None => keys.single(),
-                };
-                match fresh {
-                    Some(fresh) if !Arc::ptr_eq(fresh, &key) => {
-                        key = Arc::clone(fresh);
-                        self.verify(&jws, &key)
-                    }
-                    _ => Err(Rejection::Signature),
-                }
+                return Err(Stop::Fetch(KeyFetch {
+                    trigger: Trigger::Signature,
+                    failed: Some(Arc::clone(key)),
+                }));
             }
-            verdict => verdict,
+            verdict => verdict.map_err(refused)?,
         }
-        .map_err(AuthError::InvalidToken)?;
-        let (claims, payload) = self.claims(&jws).map_err(AuthError::InvalidToken)?;
+        let (claims, payload) = self.claims(&jws).map_err(refused)?;
 
         let token = AccessToken::new(claims, payload, &self.roles);
         if let Some((cache, token_key)) = cached {
             cache.offer(&token_key, || Verdict {
                 token: token.clone(),
                 signed: Box::from(token_key.signed),
-                key,
+                key: Arc::clone(key),
                 by_kid,
             });
         }
@@ -225,31 +306,6 @@ impl TokenValidator {
             return Err(Rejection::NotAccessToken);
         }
         Ok(())
-    }
-
-    /// The key the header names by `kid` (fetching the key set again for an unknown one),
-    /// or the set's only key; and whether it was named.
-    async fn key_for(
-        &self,
-        header: &Header,
-        keys: Arc<KeySet>,
-    ) -> Result<(Arc<VerificationKey>, bool), AuthError> {
-        let Some(kid) = &header.kid else {
-            let only = keys
-                .single()
-                .ok_or(AuthError::InvalidToken(Rejection::UnknownKey))?;
-            return Ok((Arc::clone(only), false));
-        };
-        if let Some(key) = keys.get(kid) {
-            return Ok((Arc::clone(key), true));
-        }
-        // Perhaps the provider rotated its keys: look again, at most once per cooldown.
-        self.keys.refresh_for(Trigger::UnknownKid).await;
-        let keys = self.keys.current().ok_or(AuthError::KeysUnavailable)?;
-        let key = keys
-            .get(kid)
-            .ok_or(AuthError::InvalidToken(Rejection::UnknownKey))?;
-        Ok((Arc::clone(key), true))
     }
 
     /// The signature, with the key's algorithm, which the header must name too (the
