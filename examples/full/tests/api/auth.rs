@@ -836,6 +836,26 @@ async fn unknown_kids_cause_at_most_one_fetch_per_cooldown() {
 }
 
 #[tokio::test]
+async fn a_token_asks_for_one_key_fetch_at_most() {
+    let issuer = TestIssuer::start().await;
+    let app = app_for(&issuer, &[]).await;
+    // Signed under a kid the service knows, by another key: its signature fails.
+    let impostor = SigningKey::generate("ec-1", Algorithm::ES256);
+    let forged = issuer.token().signed_by(&impostor).sign();
+    // Meanwhile the provider has retired that kid.
+    issuer.retire_key("ec-1");
+    let fetches = issuer.jwks_fetches();
+
+    // The failed signature makes the service fetch the keys again, which no longer hold
+    // the kid: the token is refused for that, with no second fetch for the unknown kid.
+    assert_refused(&app, &forged, "signing key is unknown").await;
+    assert_eq!(issuer.jwks_fetches(), fetches + 1);
+    // The same token again: an unknown kid now, and the cooldown is running.
+    assert_refused(&app, &forged, "signing key is unknown").await;
+    assert_eq!(issuer.jwks_fetches(), fetches + 1);
+}
+
+#[tokio::test]
 async fn valid_tokens_keep_working_while_the_provider_is_down() {
     let issuer = TestIssuer::start().await;
     let app = app_for(&issuer, &[]).await;
