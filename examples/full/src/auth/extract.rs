@@ -42,7 +42,7 @@ impl FromRequest for OptionalAccessToken {
 /// The request's token, `None` when it sent none.
 type Found = Result<Option<AccessToken>, AuthError>;
 
-/// [`Found`] at once, or after a signature check or a key fetch.
+/// [`Found`] at once, or once the key set is fetched again.
 type Authenticated = Either<Ready<Found>, Pin<Box<dyn Future<Output = Found>>>>;
 
 /// Validates the request's bearer token once; later extractions reuse the result. A token
