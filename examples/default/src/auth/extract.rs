@@ -65,10 +65,11 @@ fn authenticate(request: &HttpRequest) -> Authenticated {
         Ok(token) => token,
         Err(refused) => return Either::Left(ready(Err(refused))),
     };
-    if let Some(token) = validator(request).recent(token) {
+    let token_validator = validator(request);
+    if let Some(token) = token_validator.recent(token) {
         return Either::Left(ready(Ok(Some(token))));
     }
-    let fetch = match text(token).map(|token| validator(request).judge(token)) {
+    let fetch = match text(token).map(|token| token_validator.judge(token)) {
         Ok(Judgement::Done(verdict)) => {
             return Either::Left(ready(verdict.map(|token| stored(request, token))));
         }
